@@ -1,0 +1,1 @@
+"""Pure functions over arrays and analysis records (no models, no streamlit)."""

@@ -1,0 +1,71 @@
+"""One word segmentation for every model, and the token → word alignment.
+
+ELMo reads words; BERT and GPT read sub-words. Every comparison across models happens on
+the words produced here: runs of letters/digits, each punctuation or symbol character on
+its own, and each CJK ideograph on its own (as BERT's basic tokenizer does). A token belongs
+to every word its characters overlap; its word id is the first of them.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Literal
+
+import numpy as np
+
+from ..record import Analysis, Word, word_token_indices
+
+_CJK = "\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\U00020000-\U0002fa1f"
+_WORD_RE = re.compile(rf"[{_CJK}]|[^\W{_CJK}]+|[^\w\s]")
+
+Pooling = Literal["first", "mean", "last"]
+
+
+def split_words(text: str, segment: int = 0) -> list[Word]:
+    return [Word(m.group(), m.start(), m.end(), segment) for m in _WORD_RE.finditer(text)]
+
+
+def align_tokens_to_words(
+    offsets: np.ndarray, special_mask: np.ndarray, segment_ids: np.ndarray, words: list[Word]
+) -> np.ndarray:
+    """For each token, the index of the first word its characters overlap, else -1.
+
+    Tokens made only of whitespace (GPT's lone "Ġ", newlines) and special tokens get -1.
+    """
+    word_ids = np.full(len(offsets), -1, dtype=np.int64)
+    for seg in (0, 1):
+        seg_words = [(i, w) for i, w in enumerate(words) if w.segment == seg]
+        if not seg_words:
+            continue
+        starts = np.array([w.start for _, w in seg_words])
+        ends = np.array([w.end for _, w in seg_words])
+        for t in np.flatnonzero(~special_mask & (segment_ids == seg)):
+            a, b = offsets[t]
+            overlap = np.flatnonzero((starts < b) & (ends > a))
+            if overlap.size:
+                word_ids[t] = seg_words[overlap[0]][0]
+    return word_ids
+
+
+def pool_words(record: Analysis, pooling: Pooling = "mean", layers: np.ndarray | None = None):
+    """Word vectors from sub-word vectors: [layers, words, dim] and a mask of words present.
+
+    A word has no tokens when truncation cut it off; its row is NaN and its mask False.
+    """
+    states = record.hidden_states if layers is None else record.hidden_states[layers]
+    out = np.full((states.shape[0], len(record.words), states.shape[-1]), np.nan, np.float32)
+    present = np.zeros(len(record.words), dtype=bool)
+    for w in range(len(record.words)):
+        idx = word_token_indices(record, w)
+        if idx.size == 0:
+            continue
+        present[w] = True
+        if pooling == "first":
+            out[:, w] = states[:, idx[0]]
+        elif pooling == "last":
+            out[:, w] = states[:, idx[-1]]
+        elif pooling == "mean":
+            out[:, w] = states[:, idx].mean(axis=1)
+        else:
+            raise ValueError(f"unknown pooling {pooling!r}: use first, mean or last")
+    return out, present
