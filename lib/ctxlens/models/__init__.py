@@ -1,0 +1,1 @@
+"""Model catalog, loading (package → cache → hub), device choice and per-family adapters."""

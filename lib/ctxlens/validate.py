@@ -1,0 +1,30 @@
+"""Checks on what a person types, with messages written for them."""
+
+from __future__ import annotations
+
+import unicodedata
+
+from .errors import InputError
+
+MAX_CHARS = 100_000  # beyond this a paste is almost surely a mistake; models truncate anyway
+
+
+def clean_text(text: str | None, what: str = "text") -> str:
+    """The text with control characters (other than newline and tab) removed.
+
+    Raises InputError for empty, whitespace-only or absurdly long input.
+    """
+    if text is None or not str(text).strip():
+        raise InputError(f"The {what} is empty: type a sentence first.")
+    text = str(text)
+    if len(text) > MAX_CHARS:
+        raise InputError(
+            f"The {what} has {len(text):,} characters; the limit is {MAX_CHARS:,}. "
+            "Paste a shorter passage."
+        )
+    cleaned = "".join(
+        ch for ch in text if ch in "\n\t" or unicodedata.category(ch) not in ("Cc", "Cs")
+    )
+    if not cleaned.strip():
+        raise InputError(f"The {what} has only control characters: type a sentence.")
+    return cleaned

@@ -1,0 +1,19 @@
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "lib"))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+os.environ.setdefault("HF_HUB_OFFLINE", "1")  # tests never download
+os.environ.setdefault("CTXLENS_DEVICE", "cpu")
+
+
+@pytest.fixture(scope="session")
+def tiny_models(tmp_path_factory) -> dict[str, str]:
+    """Folder paths of the tiny models, keyed by kind (see tiny_models.build_all)."""
+    from tiny_models import build_all
+
+    return {k: str(v) for k, v in build_all(tmp_path_factory.mktemp("tiny")).items()}
