@@ -1,0 +1,1 @@
+"""Plotly figure builders and the offline bertviz HTML wrapper (no streamlit here)."""

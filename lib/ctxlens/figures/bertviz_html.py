@@ -1,0 +1,223 @@
+"""bertviz's head and model views as one self-contained, offline HTML page for an iframe.
+
+bertviz's HTML pulls require.js, d3 and jQuery from a CDN. Here the CDN config is cut
+out and d3 v5.7 (shipped by the `mpld3` wheel) and jQuery (the `xstatic-jquery` wheel)
+are inlined, with a few lines of our own standing in for require.js. A Content-Security-
+Policy in the page forbids any network fetch as a second line of defence.
+
+Tokens are user text and land in a JSON literal inside <script>: they are encoded with
+`<`, `>`, `&` as \\u003c-style escapes so no token can close the script element.
+bertviz then puts them into the DOM with d3's `.text()` (checked in head_view.js and
+model_view.js), so they show literally and need no HTML escaping on top.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import re
+import uuid
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+
+from ..record import Analysis, Family
+
+_CSP = (
+    "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; "
+    "img-src data:; font-src data:"
+)
+
+# Resolves require.js-style calls from window globals: d3 and jQuery, loaded just before,
+# see no AMD `define` and so register themselves as window.d3 / window.jQuery.
+_AMD_SHIM = """
+(function () {
+  function lookup(name) {
+    var modules = {d3: window.d3, jquery: window.jQuery};
+    if (!modules[name]) { throw new Error("ctxlens shim: unknown module " + name); }
+    return modules[name];
+  }
+  function requirejs(deps, callback) {
+    var resolved = deps.map(lookup);
+    if (callback) { callback.apply(window, resolved); }
+  }
+  requirejs.config = function () {};
+  window.requirejs = requirejs;
+  window.require = requirejs;
+})();
+"""
+
+_REQUIRE_CONFIG = re.compile(r"require\.config\(\{.*?\}\);", re.DOTALL)
+_CDN_SCRIPT_TAG = re.compile(r"<script[^>]*\bsrc=[^>]*>\s*</script>", re.IGNORECASE)
+_HACK_COMMENT = re.compile(r"; // HACK: [^\n]*")  # bertviz repeats the whole JSON in it
+# Head view: one SVG line per head and token pair, all heads at once.
+# Model view: every layer × head thumbnail draws its T² lines.
+MAX_SVG_LINES = 400_000
+
+
+def _package_dir(name: str) -> Path:
+    # find_spec locates the files without importing the package (mpld3 imports matplotlib).
+    spec = importlib.util.find_spec(name)
+    if spec is None or not spec.submodule_search_locations:
+        raise RuntimeError(f"package {name!r} is not installed (pip install {name.split('.')[0]})")
+    return Path(list(spec.submodule_search_locations)[0])
+
+
+@lru_cache(maxsize=None)
+def vendored_scripts() -> str:
+    """d3 v5, jQuery and the AMD shim as inline <script> elements."""
+    d3 = (_package_dir("mpld3") / "js" / "d3.v5.min.js").read_text(encoding="utf-8")
+    jquery = (_package_dir("xstatic.pkg.jquery") / "data" / "jquery.min.js").read_text(encoding="utf-8")
+    return "".join(_inline_script(src) for src in (d3, jquery, _AMD_SHIM))
+
+
+def _inline_script(source: str) -> str:
+    if "</script" in source.lower():  # would end the element early; never true for these files
+        raise RuntimeError("refusing to inline a script containing '</script'")
+    return f"<script>\n{source}\n</script>\n"
+
+
+def json_for_script(value) -> str:
+    """JSON that is safe inside <script>: no `<`, `>`, `&` (so no `</script>`, no `<!--`)."""
+    text = json.dumps(value, ensure_ascii=True)  # also escapes U+2028/U+2029
+    return text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
+
+
+def _attention_tensors(record: Analysis, decimals: int):
+    """Our [L, H, T, T] array as bertviz's input: a tuple of [1, H, T, T] torch tensors.
+
+    Rounded float64 so the JSON holds "0.123", not float32's "0.12300000339746475".
+    """
+    import torch  # only this view needs torch; keep module import light
+
+    if record.attentions is None:
+        raise ValueError(f"{record.family.label} models have no attention to show")
+    att = np.round(record.attentions.astype(np.float64), decimals)
+    return tuple(torch.from_numpy(layer[None]) for layer in att)
+
+
+def sentence_b_start(record: Analysis) -> int | None:
+    """Index of the first token of the second text of a pair, else None."""
+    if not record.text_pair:
+        return None
+    second = np.flatnonzero(np.asarray(record.segment_ids) == 1)
+    return int(second[0]) if second.size else None
+
+
+def _bertviz_body(view_fn, record: Analysis, decimals: int, **kwargs) -> str:
+    """Run bertviz with placeholder tokens, then put the real ones back, JSON-escaped.
+
+    bertviz splices json.dumps(params) into its JS unescaped; placeholders keep user text
+    out of that step entirely.
+    """
+    marker = f"ctxlens-{uuid.uuid4().hex}-"
+    placeholders = [f"{marker}{i}" for i in range(record.n_tokens)]
+    result = view_fn(
+        _attention_tensors(record, decimals),
+        placeholders,
+        sentence_b_start=sentence_b_start(record),
+        prettify_tokens=False,  # our display tokens are already readable
+        html_action="return",
+        **kwargs,
+    )
+    body = _CDN_SCRIPT_TAG.sub("", result.data)
+    body = _REQUIRE_CONFIG.sub("", body)
+    body = _HACK_COMMENT.sub(";", body)
+    if re.search(r"https?://cdn|<script[^>]*\bsrc=", body):  # a bertviz upgrade changed its template
+        raise RuntimeError("bertviz output still loads a script from the network")
+    real = [json_for_script(t) for t in record.tokens]
+    return re.sub(rf'"{re.escape(marker)}(\d+)"', lambda m: real[int(m.group(1))], body)
+
+
+def _page(body: str, background: str) -> str:
+    return (
+        "<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\">\n"
+        f'<meta http-equiv="Content-Security-Policy" content="{_CSP}">\n'
+        f"<style>body{{margin:0;padding:6px;background:{background};}}</style>\n"
+        f"{vendored_scripts()}</head><body>\n{body}\n</body></html>\n"
+    )
+
+
+def head_view_html(
+    record: Analysis,
+    *,
+    layer: int | None = None,
+    heads: list[int] | None = None,
+    layers: list[int] | None = None,
+    decimals: int = 3,
+) -> str:
+    """bertviz head view of the record's attention as a full offline HTML page.
+
+    layer: layer selected at first; heads: heads selected at first (all by default);
+    layers: the layers included at all (fewer layers, smaller page).
+    """
+    from bertviz import head_view
+
+    body = _bertviz_body(head_view, record, decimals, layer=layer, heads=heads, include_layers=layers)
+    return _page(body, "white")
+
+
+def model_view_html(
+    record: Analysis,
+    *,
+    layers: list[int] | None = None,
+    heads: list[int] | None = None,
+    display_mode: str = "light",
+    decimals: int = 3,
+) -> str:
+    """bertviz model view (every layer × head thumbnail) as a full offline HTML page."""
+    from bertviz import model_view
+
+    body = _bertviz_body(
+        model_view, record, decimals, include_layers=layers, include_heads=heads, display_mode=display_mode
+    )
+    return _page(body, "white" if display_mode == "light" else "black")
+
+
+def svg_line_count(record: Analysis, view: str, layers: list[int] | None = None,
+                   heads: list[int] | None = None) -> int:
+    """How many SVG lines bertviz will draw; above MAX_SVG_LINES the browser crawls."""
+    if record.attentions is None:
+        return 0
+    n_layers, n_heads = record.attentions.shape[:2]
+    pairs = record.n_tokens ** 2
+    if view == "head":  # one layer at a time, every head's lines (unselected ones hidden)
+        return n_heads * pairs
+    if view == "model":
+        return len(layers or range(n_layers)) * len(heads or range(n_heads)) * pairs
+    raise ValueError(f"unknown view {view!r}: use 'head' or 'model'")
+
+
+def suggested_height(record: Analysis, view: str, layers: list[int] | None = None) -> int:
+    """Iframe height in pixels that fits the view (from bertviz's layout constants)."""
+    n = record.n_tokens
+    if view == "head":  # TEXT_TOP 30 + BOXHEIGHT 22.5 per token, plus the selectors
+        return int(30 + 22.5 * n + 60)
+    if view == "model":
+        total_heads = max(1, record.n_heads)
+        n_layers = len(layers) if layers is not None else record.n_layers
+        thumbnail = n * 7 * (12 / total_heads) + 10
+        detail = n * 18 + 55
+        return int(max(n_layers * thumbnail + 38, detail) + 60)
+    raise ValueError(f"unknown view {view!r}: use 'head' or 'model'")
+
+
+def neuron_view_unavailable_reason(record: Analysis) -> str:
+    """Why bertviz's neuron view cannot be shown for an analysis record (always a message).
+
+    The neuron view plots each head's query and key vectors. bertviz gets them only by
+    re-running the sentence through its own bundled copies of old BERT/GPT-2/RoBERTa
+    classes (bertviz.transformers_neuron_view), which return q and k per head; it cannot
+    take a Hugging Face transformers model or precomputed attention.
+    """
+    if record.family is Family.ELMO or record.attentions is None:
+        return "ELMo is a biLSTM: it has no attention heads, so there is no neuron view."
+    return (
+        "The neuron view is not available: it shows each head's query and key vectors, "
+        "which bertviz computes only by re-running the text through its own bundled copy "
+        "of BERT/GPT-2 (bertviz.transformers_neuron_view) with its own tokenizer. This "
+        "explorer's models are Hugging Face transformers models and its analyses keep "
+        "attention weights and hidden states, not per-head queries and keys, so the head "
+        "and model views are shown instead."
+    )
