@@ -1,0 +1,143 @@
+"""Shared widgets for every page: model picker, status panel, sentence box, error display.
+
+Pages stay thin: widgets in, library calls, figures out. Models live in the library's
+process-wide registry, so every browser session shares one loaded copy.
+"""
+
+from __future__ import annotations
+
+import html
+
+import streamlit as st
+
+from ctxlens.errors import CtxlensError
+from ctxlens.models import catalog as cat
+from ctxlens.models.device import available_devices, describe_device, pick_device
+from ctxlens.models.registry import analyze_text, get_model, model_status
+from ctxlens.record import Analysis
+
+MODELS_KEY = "ctx_models"  # session keys outside widgets survive page switches
+DEVICE_KEY = "ctx_device"
+EXTRA_KEY = "ctx_extra_models"
+
+
+def page_setup(title: str, icon: str = "🔎") -> None:
+    st.set_page_config(page_title=f"ctxlens · {title}", page_icon=icon, layout="wide")
+    st.session_state.setdefault(MODELS_KEY, list(cat.DEFAULT_KEYS))
+    st.session_state.setdefault(EXTRA_KEY, [])
+
+
+def show_error(exc: Exception) -> None:
+    """A clear message, never a traceback: our errors carry text written for the reader."""
+    if isinstance(exc, CtxlensError):
+        st.error(str(exc))
+    else:
+        st.error(f"Something went wrong: {type(exc).__name__}: {exc}")
+
+
+def _option_label(key: str) -> str:
+    spec = cat.CATALOG.get(key)
+    return spec.label if spec else f"{key} (custom)"
+
+
+def device_picker() -> str:
+    options = ["auto"] + available_devices()
+    choice = st.sidebar.selectbox(
+        "Device", options, key="w_device", help="auto: CUDA GPU, then Apple MPS, then CPU",
+    )
+    device = pick_device(choice)
+    st.session_state[DEVICE_KEY] = device
+    st.sidebar.caption(describe_device(device))
+    return device
+
+
+def model_picker(label: str = "Models", families=None, multi: bool = True) -> list[str]:
+    """Catalog models plus any Hugging Face id or local folder the user adds."""
+    options = [k for k, s in cat.CATALOG.items() if families is None or s.family in families]
+    options += [k for k in st.session_state[EXTRA_KEY] if k not in options]
+    chosen = [k for k in st.session_state[MODELS_KEY] if k in options] or options[:1]
+    if multi:
+        picked = st.sidebar.multiselect(label, options, default=chosen, format_func=_option_label)
+    else:
+        picked = [st.sidebar.selectbox(label, options, index=options.index(chosen[0]), format_func=_option_label)]
+    with st.sidebar.expander("Add any Hugging Face model"):
+        extra = st.text_input("Model id or local folder", key="w_extra_model", placeholder="e.g. bert-base-cased")
+        if st.button("Add model", key="w_add_model") and extra.strip():
+            if extra.strip() not in st.session_state[EXTRA_KEY]:
+                st.session_state[EXTRA_KEY].append(extra.strip())
+            st.session_state[MODELS_KEY] = picked + [extra.strip()]
+            st.rerun()
+    st.session_state[MODELS_KEY] = picked
+    return picked
+
+
+def status_panel(device: str) -> None:
+    rows = []
+    for spec in cat.CATALOG.values():
+        status = model_status(spec, device)
+        caps = ", ".join(cat.CAPABILITY_LABELS[c] for c in sorted(spec.capabilities))
+        rows.append(
+            {"model": spec.label, "family": spec.family.label, "status": status.state,
+             "detail": status.detail, "can show": caps}
+        )
+    st.dataframe(rows, hide_index=True, width="stretch")
+
+
+def load_model(key: str, device: str):
+    """The loaded model, drawing a progress bar while it downloads or converts; None on failure."""
+    bar = None
+
+    def progress(fraction: float, message: str) -> None:
+        nonlocal bar
+        bar = bar or st.progress(0.0)
+        bar.progress(min(max(fraction, 0.0), 1.0), text=message)
+
+    try:
+        return get_model(key, device, progress)
+    except Exception as exc:  # every failure becomes a message in the page
+        show_error(exc)
+        return None
+    finally:
+        if bar is not None:
+            bar.empty()
+
+
+def analyze(key: str, text: str, text_pair: str | None = None, device: str | None = None) -> Analysis | None:
+    device = device or st.session_state.get(DEVICE_KEY)
+    if load_model(key, device) is None:
+        return None
+    try:
+        record = analyze_text(key, text, text_pair, device=device)
+    except Exception as exc:
+        show_error(exc)
+        return None
+    if record.truncated:
+        st.warning(
+            f"{key}: the text has {record.n_tokens_full:,} tokens; this model reads at most "
+            f"{record.max_tokens:,}, so it was truncated."
+        )
+    return record
+
+
+def sentence_input(default: str, pair: bool = True, key: str = "w_text") -> tuple[str, str | None]:
+    text = st.text_area("Sentence", value=default, key=key, height=90)
+    second = None
+    if pair and st.checkbox("Add a second sentence (a pair, as for NSP or QA)", key=f"{key}_pair_on"):
+        second = st.text_area("Second sentence", value="", key=f"{key}_pair")
+    return text, second
+
+
+def require_text(text: str, what: str = "text") -> str:
+    """The cleaned text, or one clear message and the page stops (not one per model)."""
+    from ctxlens.validate import clean_text
+
+    try:
+        return clean_text(text, what)
+    except CtxlensError as exc:
+        st.warning(str(exc))
+        st.stop()
+
+
+def escape(text: str) -> str:
+    """For the few places we write our own HTML with user text in it."""
+    return html.escape(text, quote=True)
