@@ -42,3 +42,25 @@ def test_network_models_are_reported_as_unavailable_offline(key, monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     status = model_status(cat.CATALOG[key])
     assert status.state == "unavailable" and "HF_HUB_OFFLINE" in status.detail
+
+
+def test_tiny_elmo_through_the_registry_shares_the_word_segmentation():
+    from ctxlens.analysis.words import split_words
+
+    text = "The bank, by the river\x07."
+    record = analyze_text("elmo-tiny-test", text)
+    assert record.family.value == "elmo" and record.attentions is None
+    assert list(record.tokens) == [w.text for w in split_words(record.text)]
+    assert record.hidden_states.shape == (3, 7, 32)
+    bert = analyze_text("all-MiniLM-L6-v2", text)
+    assert [w.text for w in bert.words] == [w.text for w in record.words]
+
+
+def test_elmo_models_need_a_download_and_fail_clearly_offline(monkeypatch):
+    from ctxlens.errors import ModelUnavailable
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("CTXLENS_CACHE", "/nonexistent-ctxlens-cache")
+    assert model_status(cat.CATALOG["elmo-small"]).state == "unavailable"
+    with pytest.raises(ModelUnavailable, match="elmo-small"):
+        get_model("elmo-small")

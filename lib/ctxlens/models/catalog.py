@@ -117,6 +117,25 @@ CATALOG: dict[str, ModelSpec] = {
 DEFAULT_KEYS = ("all-MiniLM-L6-v2", "SmolLM2-135M-Instruct")
 
 
+def _elmo_specs() -> list[ModelSpec]:
+    from .elmo_catalog import ELMO_MODELS, TINY_ELMO_KEY, TINY_ELMO_LABEL
+
+    specs = [
+        _spec(e.key, Family.ELMO, f"elmo:{e.key}", (), layers=e.layers, size_mb=e.size_mb,
+              licence="Apache-2.0", description=e.description)
+        for e in ELMO_MODELS
+    ]
+    specs.append(
+        _spec(TINY_ELMO_KEY, Family.ELMO, f"elmo:{TINY_ELMO_KEY}", (), layers=2,
+              licence="Apache-2.0", embedded=True, test_model=True, description=TINY_ELMO_LABEL)
+    )
+    return specs
+
+
+for _elmo in _elmo_specs():
+    CATALOG[_elmo.key] = _elmo
+
+
 def register(spec: ModelSpec) -> None:
     """Add a spec (ELMo models, test models) to the catalog."""
     CATALOG[spec.key] = spec
