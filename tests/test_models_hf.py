@@ -175,3 +175,34 @@ def test_corrupt_weights_give_a_clear_error(tiny_models, tmp_path):
     weights.write_bytes(weights.read_bytes()[:1000])
     with pytest.raises(ModelUnavailable, match="corrupt or truncated"):
         load_hf(spec_for(str(folder)))
+
+
+def test_concurrent_sessions_load_a_model_once(tiny_models, monkeypatch):
+    import threading
+
+    from ctxlens.models import registry
+
+    calls = []
+    real_load = registry._load
+
+    def counting_load(spec, device, progress):
+        calls.append(spec.key)
+        return real_load(spec, device, progress)
+
+    monkeypatch.setattr(registry, "_load", counting_load)
+    name = tiny_models["bert-nsp"]
+    results, barrier = [], threading.Barrier(6)
+
+    def session():
+        barrier.wait()
+        results.append(registry.analyze_text(name, "the cat sat on the mat."))
+
+    threads = [threading.Thread(target=session) for _ in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert calls == [name] and len(results) == 6
+    for r in results[1:]:
+        np.testing.assert_allclose(r.hidden_states, results[0].hidden_states, atol=1e-6)
+    registry.forget_model(name)
