@@ -1,0 +1,64 @@
+"""Shared helpers for the benchmarks: timing, inputs of a given token length, models."""
+
+from __future__ import annotations
+
+import os
+import statistics
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "lib"))
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+WORDS = (
+    "the river bank was muddy after the storm and she walked to the bank to deposit her "
+    "money while children played by the water"
+).split()
+
+
+def timed(fn, repeats: int = 5, warmup: int = 1) -> float:
+    """Median seconds of `repeats` calls after `warmup` calls."""
+    for _ in range(warmup):
+        fn()
+    samples = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        samples.append(time.perf_counter() - start)
+    return statistics.median(samples)
+
+
+def timed_side_by_side(fns: dict, repeats: int = 7, warmup: int = 2) -> dict[str, float]:
+    """Median seconds of each function, calls interleaved so machine noise hits all alike."""
+    for _ in range(warmup):
+        for fn in fns.values():
+            fn()
+    samples = {name: [] for name in fns}
+    for _ in range(repeats):
+        for name, fn in fns.items():
+            start = time.perf_counter()
+            fn()
+            samples[name].append(time.perf_counter() - start)
+    return {name: statistics.median(values) for name, values in samples.items()}
+
+
+def text_of_tokens(tokenizer, n_tokens: int, mask: str | None = None) -> str:
+    """A natural-looking text whose encoding has about `n_tokens` tokens (specials included)."""
+    words: list[str] = []
+    while len(tokenizer(" ".join(words))["input_ids"]) < n_tokens:
+        words.append(WORDS[len(words) % len(WORDS)])
+    if mask:
+        words[len(words) // 2] = mask
+    return " ".join(words[:-1] if len(words) > 1 else words)
+
+
+def ratio_line(label: str, a: float, b: float, target: str) -> str:
+    return f"{label:58} {a * 1000:9.1f} ms / {b * 1000:9.1f} ms = {a / b:5.2f}x  (target {target})"
+
+
+def device_line() -> str:
+    from ctxlens.models.device import describe_device, pick_device
+
+    return f"device: {describe_device(pick_device())}"

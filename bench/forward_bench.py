@@ -1,0 +1,86 @@
+"""Full analysis vs a bare forward, and vs the way a user would script it with transformers.
+
+Prints, per model and input length, the two ratios of issue 8:
+  full analysis / bare forward            target <= 1.15x
+  full analysis / pipeline + 2 forwards   target <= 0.5x
+The pipeline way: the fill-mask pipeline (when the model has an MLM head) plus one forward
+for attentions and one for hidden states, as a user without ctxlens would write it.
+"""
+
+from __future__ import annotations
+
+import tempfile
+
+import torch
+from common import device_line, ratio_line, text_of_tokens, timed_side_by_side
+
+from ctxlens.models import catalog as cat
+from ctxlens.models.device import pick_device
+from ctxlens.models.hf import analyze
+from ctxlens.models.loading import load_hf, spec_for
+from ctxlens.models.registry import get_model
+
+LENGTHS = (16, 64, 256)
+
+
+def random_bert_base(folder: str) -> str:
+    """A randomly initialised BERT-base-sized masked LM with MiniLM's (bert-base) vocabulary."""
+    import transformers as tf
+
+    minilm = get_model("all-MiniLM-L6-v2", "cpu")
+    torch.manual_seed(0)
+    config = tf.BertConfig(vocab_size=minilm.tokenizer.vocab_size)  # 12 x 768, 12 heads
+    tf.BertForMaskedLM(config).save_pretrained(folder)
+    minilm.tokenizer.save_pretrained(folder)
+    return folder
+
+
+def bare_forward(lm, text: str):
+    enc = lm.tokenizer(text, return_tensors="pt").to(lm.device)
+    with torch.inference_mode():
+        return lm.model(**enc)
+
+
+def pipeline_way(lm, fill_mask, text: str):
+    if fill_mask is not None:
+        fill_mask(text, top_k=5)
+    enc = lm.tokenizer(text, return_tensors="pt").to(lm.device)
+    with torch.inference_mode():
+        lm.model(**enc, output_attentions=True)
+        lm.model(**enc, output_hidden_states=True)
+
+
+def bench(lm, label: str) -> list[str]:
+    from transformers import pipeline
+
+    has_mlm = lm.spec.can(cat.MLM)
+    fill_mask = pipeline("fill-mask", model=lm.model, tokenizer=lm.tokenizer) if has_mlm else None
+    lines = []
+    for n in LENGTHS:
+        text = text_of_tokens(lm.tokenizer, n, lm.tokenizer.mask_token if has_mlm else None)
+        t = timed_side_by_side(
+            {
+                "full": lambda: analyze(lm, text),
+                "bare": lambda: bare_forward(lm, text),
+                "scripted": lambda: pipeline_way(lm, fill_mask, text),
+            }
+        )
+        full, bare, scripted = t["full"], t["bare"], t["scripted"]
+        lines.append(ratio_line(f"{label} {n} tokens: full / bare forward", full, bare, "<= 1.15x"))
+        lines.append(ratio_line(f"{label} {n} tokens: full / pipeline way", full, scripted, "<= 0.5x"))
+    return lines
+
+
+def main() -> None:
+    device = pick_device()
+    print(device_line())
+    for line in bench(get_model("all-MiniLM-L6-v2", device), "MiniLM"):
+        print(line, flush=True)
+    with tempfile.TemporaryDirectory() as folder:
+        lm = load_hf(spec_for(random_bert_base(folder)), device)
+        for line in bench(lm, "BERT-base (random)"):
+            print(line, flush=True)
+
+
+if __name__ == "__main__":
+    main()
