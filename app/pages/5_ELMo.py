@@ -1,0 +1,193 @@
+"""ELMo's three layers: each word's vector per layer, the same word across sentences, and
+the scalar mix that a task learns over the layers (also applied to a BERT/GPT model)."""
+
+import pandas as pd
+import plotly.graph_objects as go
+import streamlit as st
+
+import widgets
+from ctxlens.analysis.layers import (
+    S_RANGE, cross_sentence_table, cross_sentence_word_cosines, layer_cosines, mix_presets,
+    mix_table, word_layers, word_norms,
+)
+from ctxlens.figures.basic import safe_label
+from ctxlens.models import catalog as cat
+from ctxlens.models.elmo_catalog import TINY_ELMO_KEY
+from ctxlens.models.registry import model_status
+from ctxlens.record import Family
+
+MAX_SENTENCES = 12
+DEFAULT_SENTENCES = (
+    "The bank raised its interest rates.\n"
+    "We had a picnic on the bank of the river.\n"
+    "You can bank on her to finish the work."
+)
+
+
+def prefer_an_elmo(device: str) -> None:
+    """If no ELMo is chosen yet: a real one already on disk, else the tiny test model (offline)."""
+    elmo = [k for k, s in cat.CATALOG.items() if s.family is Family.ELMO]
+    chosen = list(st.session_state[widgets.MODELS_KEY])
+    if any(k in elmo for k in chosen):
+        return
+    on_disk = [k for k in elmo if not cat.CATALOG[k].test_model
+               and model_status(cat.CATALOG[k], device).state in ("ready", "on disk")]
+    st.session_state[widgets.MODELS_KEY] = [(on_disk or [TINY_ELMO_KEY])[0]] + chosen
+
+
+def comparison_picker() -> str | None:
+    options = [k for k, s in cat.CATALOG.items() if s.family is not Family.ELMO]
+    options += [k for k in st.session_state[widgets.EXTRA_KEY] if k not in cat.CATALOG]
+    return st.sidebar.selectbox(
+        "Same mix on a BERT/GPT model", [None] + options, key="elmo_compare",
+        format_func=lambda k: "none" if k is None else (cat.CATALOG[k].label if k in cat.CATALOG else f"{k} (custom)"),
+        help="Feature-based BERT: a task reads a weighted sum of frozen layers, as with ELMo.",
+    )
+
+
+def model_notice(key: str, device: str) -> None:
+    spec = cat.CATALOG.get(key)
+    if spec is None or spec.family is not Family.ELMO:
+        return
+    if spec.test_model:
+        small = cat.CATALOG["elmo-small"]
+        st.warning(
+            f"**{key} is a tiny test model with random weights**, not a language model: the "
+            "real ELMo architecture, untrained and tiny. Its numbers show the mechanics (layer 0 "
+            "is context-free, layers 1-2 depend on the sentence, the mix is a weighted sum), not "
+            f"what ELMo knows about language. For a real ELMo pick **{small.key}** (about "
+            f"{small.size_mb} MB) or a larger one in the sidebar: it downloads when selected, "
+            "with a progress bar, and stays cached. Offline (HF_HUB_OFFLINE=1) a model that is "
+            "not cached gives a message instead."
+        )
+    elif (status := model_status(spec, device)).state == "needs download":
+        st.info(f"{key} is not on disk yet: it downloads now ({status.detail}) and stays cached.")
+
+
+def heatmap(frame: pd.DataFrame, title: str, key: str, cosine: bool = False) -> None:
+    scale = dict(colorscale="RdBu", reversescale=True, zmin=-1, zmax=1) if cosine else dict(colorscale="Viridis")
+    fig = go.Figure(go.Heatmap(
+        z=frame.to_numpy(), x=[safe_label(str(c)) for c in frame.columns],
+        y=[safe_label(str(i)) for i in frame.index], **scale,
+        hovertemplate="%{y}<br>%{x}<br>%{z:.3f}<extra></extra>",
+    ))
+    # "category": otherwise plotly reads the labels "0", "1", "2" as numbers and drops "mix"
+    fig.update_xaxes(type="category", title="layer" if not cosine else None)
+    fig.update_yaxes(type="category", autorange="reversed")
+    fig.update_layout(title=title, height=140 + 24 * len(frame), margin=dict(l=20, r=20, t=50, b=40))
+    st.plotly_chart(fig, key=key, width="stretch")
+
+
+def mix_controls(key: str, n_states: int) -> tuple[list[float], float]:
+    """One slider per s_j and one for γ, kept per model, with preset buttons."""
+    prefix = f"mix_{key}"
+    s_keys = [f"{prefix}_s{j}" for j in range(n_states)]
+    presets = mix_presets(n_states)
+
+    def apply(name: str) -> None:
+        s, gamma = presets[name]
+        st.session_state.update(zip(s_keys, s))
+        st.session_state[f"{prefix}_gamma"] = gamma
+
+    for column, name in zip(st.columns(len(presets)), presets):
+        column.button(name, key=f"{prefix}_preset_{name}", on_click=apply, args=(name,), width="stretch")
+    for k in s_keys:
+        st.session_state.setdefault(k, 0.0)  # no value= below: a preset writes the state instead
+    st.session_state.setdefault(f"{prefix}_gamma", 1.0)
+    per_row = 7
+    for start in range(0, n_states + 1, per_row):
+        columns = st.columns(per_row)
+        for offset, column in enumerate(columns):
+            j = start + offset
+            if j < n_states:
+                column.slider(f"s_{j}", *S_RANGE, step=0.1, key=s_keys[j])
+            elif j == n_states:
+                column.slider("γ", 0.0, 4.0, step=0.05, key=f"{prefix}_gamma")
+    return [st.session_state[k] for k in s_keys], st.session_state[f"{prefix}_gamma"]
+
+
+def show_model(key: str, sentences: list[str], chosen: int, pooling: str, device: str) -> None:
+    if widgets.load_model(key, device) is None:
+        return
+    records = [widgets.analyze(key, s, None, device) for s in sentences]
+    if any(r is None for r in records):
+        return
+    elmo = records[0].family is Family.ELMO
+    st.caption(
+        "Layer 0: character-CNN token vector, the same for a word in any sentence. Layers 1-2: "
+        "biLSTM states (forward ⊕ backward), which depend on the whole sentence."
+        if elmo else
+        f"Layer 0: token embeddings; layers 1-{records[0].n_layers}: transformer layers. "
+        f"Sub-word tokens pooled per word by their {pooling}."
+    )
+
+    st.subheader("Scalar mix: γ · Σ_j softmax(s)_j · h_j")
+    s, gamma = mix_controls(key, records[0].hidden_states.shape[0])
+    st.dataframe(mix_table(s, gamma), hide_index=True, width="stretch",
+                 column_config={c: st.column_config.NumberColumn(format="%.3f")
+                                for c in ("s_j", "weight softmax(s)_j", "γ · weight")})
+    st.caption("The column **mix** in every view below is this weighted sum of the word's layers.")
+
+    stacks = [word_layers(r, pooling, (s, gamma)) for r in records]
+    wl = stacks[chosen]
+    left, right = st.columns(2)
+    with left:
+        heatmap(word_norms(wl), "Vector norm ‖h‖ per word and layer", f"norms_{key}")
+    with right:
+        heatmap(layer_cosines(wl), "Cosine between layers, per word", f"layercos_{key}", cosine=True)
+
+    st.subheader(f"The same word in the other sentences (sentence {chosen + 1})")
+    if len(sentences) < 2:
+        st.info("Type a second sentence (one per line) to compare words across sentences.")
+        return
+    table = cross_sentence_table(cross_sentence_word_cosines(stacks), chosen)
+    if table.empty:
+        st.info("No repeated words: this sentence shares no word (ignoring case) with the others.")
+        return
+    st.caption(
+        "Cosine between this word's vector and the same word (ignoring case) elsewhere, per "
+        "layer. At ELMo's layer 0 an identically spelt word gives 1: no context yet."
+    )
+    st.dataframe(table, width="stretch",
+                 column_config={c: st.column_config.NumberColumn(format="%.3f") for c in table.columns})
+
+
+widgets.page_setup("ELMo")
+st.title("ELMo's three layers")
+st.markdown(
+    "ELMo (Peters et al., 2018) gives every word one vector per layer of a bidirectional LSTM "
+    "language model. A task does not pick one layer: it learns a **scalar mix** of all of "
+    "them. Type a few sentences, look at each word layer by layer, and move the mix."
+)
+
+device = widgets.device_picker()
+prefer_an_elmo(device)
+picked = widgets.model_picker("ELMo model", families=(Family.ELMO,), multi=False)
+compare = comparison_picker()
+pooling = st.sidebar.selectbox("Sub-word pooling", ["mean", "first", "last"], key="elmo_pooling") if compare else "mean"
+
+with st.expander("ELMo models on this machine", expanded=False):
+    st.dataframe(
+        [{"model": s.label, "status": (m := model_status(s, device)).state, "detail": m.detail,
+          "about": s.description} for s in cat.CATALOG.values() if s.family is Family.ELMO],
+        hide_index=True, width="stretch",
+    )
+
+model = picked[0]
+model_notice(model, device)
+
+text = widgets.require_text(st.text_area("Sentences, one per line", DEFAULT_SENTENCES, key="elmo_text", height=110),
+                            "list of sentences")
+sentences = [line.strip() for line in text.splitlines() if line.strip()]
+if len(sentences) > MAX_SENTENCES:
+    st.warning(f"Only the first {MAX_SENTENCES} of {len(sentences)} sentences are used.")
+    sentences = sentences[:MAX_SENTENCES]
+chosen = st.selectbox("Sentence to look at", range(len(sentences)), key="elmo_sentence",
+                      format_func=lambda i: f"{i + 1}: {sentences[i]}")
+
+if compare is None:
+    show_model(model, sentences, chosen, pooling, device)
+else:
+    for tab, key in zip(st.tabs([model, f"{compare} (same mix)"]), (model, compare)):
+        with tab:
+            show_model(key, sentences, chosen, pooling, device)
