@@ -23,8 +23,40 @@ EXTRA_KEY = "ctx_extra_models"
 
 def page_setup(title: str, icon: str = "🔎") -> None:
     st.set_page_config(page_title=f"ctxlens · {title}", page_icon=icon, layout="wide")
+    linked = [m for m in st.query_params.get_all("model") if m.strip()]
+    if linked and MODELS_KEY not in st.session_state:  # a shared link picks the models
+        st.session_state[EXTRA_KEY] = [m for m in linked if m not in cat.CATALOG]
+        st.session_state[MODELS_KEY] = linked
     st.session_state.setdefault(MODELS_KEY, list(cat.DEFAULT_KEYS))
     st.session_state.setdefault(EXTRA_KEY, [])
+
+
+def remember(name: str, value) -> None:
+    """Keep an input in the URL, so that a copied link reopens the same view."""
+    if value is None or value == "" or value == []:
+        st.query_params.pop(name, None)
+    elif isinstance(value, (list, tuple)):
+        st.query_params[name] = [str(v) for v in value]
+    else:
+        st.query_params[name] = str(value)
+
+
+def seeded(key: str, url_name: str, default):
+    """Seed a widget's state from, in order: this session, the URL, the default.
+
+    Widget state is dropped when a page that does not show the widget runs, so a mirror
+    under `ctx_<key>` carries it across pages.
+    """
+    if key not in st.session_state:
+        st.session_state[key] = st.session_state.get(f"ctx_{key}", st.query_params.get(url_name, default))
+    return st.session_state[key]
+
+
+def keep(key: str, url_name: str):
+    value = st.session_state.get(key)
+    st.session_state[f"ctx_{key}"] = value
+    remember(url_name, value)
+    return value
 
 
 def show_error(exc: Exception) -> None:
@@ -68,6 +100,7 @@ def model_picker(label: str = "Models", families=None, multi: bool = True) -> li
             st.session_state[MODELS_KEY] = picked + [extra.strip()]
             st.rerun()
     st.session_state[MODELS_KEY] = picked
+    remember("model", picked)
     return picked
 
 
@@ -120,10 +153,18 @@ def analyze(key: str, text: str, text_pair: str | None = None, device: str | Non
 
 
 def sentence_input(default: str, pair: bool = True, key: str = "w_text") -> tuple[str, str | None]:
-    text = st.text_area("Sentence", value=default, key=key, height=90)
+    """The sentence box (and an optional second sentence), kept in the URL as text / pair."""
+    seeded(key, "text", default)
+    text = keep(key, "text") if st.text_area("Sentence", key=key, height=90) is not None else ""
     second = None
-    if pair and st.checkbox("Add a second sentence (a pair, as for NSP or QA)", key=f"{key}_pair_on"):
-        second = st.text_area("Second sentence", value="", key=f"{key}_pair")
+    if pair:
+        seeded(f"{key}_pair", "pair", "")
+        st.session_state.setdefault(f"{key}_pair_on", bool(st.session_state[f"{key}_pair"]))
+        if st.checkbox("Add a second sentence (a pair, as for NSP or QA)", key=f"{key}_pair_on"):
+            st.text_area("Second sentence", key=f"{key}_pair")
+            second = keep(f"{key}_pair", "pair")
+        else:
+            remember("pair", None)
     return text, second
 
 

@@ -55,3 +55,17 @@ def test_unknown_model_is_a_message_not_a_crash():
     at = _home(["no-such/model-xyz"], ["no-such/model-xyz"]).run()
     assert not at.exception
     assert any("no-such/model-xyz" in e.value for e in at.error)
+
+
+def test_url_query_reproduces_models_and_text(tiny_models):
+    folder = tiny_models["bert-mlm"]
+    at = AppTest.from_file(HOME, default_timeout=180)
+    at.query_params["model"] = [folder]
+    at.query_params["text"] = "the cat sat on the mat."
+    at.run()
+    assert not at.exception and not at.error
+    assert at.text_area[0].value == "the cat sat on the mat."
+    table = next(df.value for df in at.dataframe if "token" in df.value.columns)
+    assert table["word"].tolist()[1:4] == ["the", "cat", "sat"]
+    at.text_area[0].set_value("a dog sat.").run()
+    assert at.query_params["text"] == "a dog sat."
