@@ -99,8 +99,10 @@ def model_picker(label: str = "Models", families=None, multi: bool = True) -> li
                 st.session_state[EXTRA_KEY].append(extra.strip())
             st.session_state[MODELS_KEY] = picked + [extra.strip()]
             st.rerun()
-    st.session_state[MODELS_KEY] = picked
-    remember("model", picked)
+    # A page that offers only some families keeps the user's picks of the other families.
+    others = [k for k in st.session_state[MODELS_KEY] if k not in options]
+    st.session_state[MODELS_KEY] = picked + others
+    remember("model", st.session_state[MODELS_KEY])
     return picked
 
 
