@@ -23,13 +23,49 @@ EXTRA_KEY = "ctx_extra_models"
 
 def page_setup(title: str, icon: str = "🔎") -> None:
     st.set_page_config(page_title=f"ctxlens · {title}", page_icon=icon, layout="wide")
-    linked = [m for m in st.query_params.get_all("model") if m.strip()]
-    if linked and MODELS_KEY not in st.session_state:  # a shared link picks the models
-        st.session_state[EXTRA_KEY] = [m for m in linked if m not in cat.CATALOG]
-        st.session_state[MODELS_KEY] = linked
+    _apply_url()
     st.session_state.setdefault(MODELS_KEY, list(cat.DEFAULT_KEYS))
     st.session_state.setdefault(EXTRA_KEY, [])
+    projector_toggle()
 
+
+def _url_now() -> dict:
+    return {k: st.query_params.get_all(k) for k in st.query_params.keys()}
+
+
+def _apply_url() -> None:
+    """A URL we did not write ourselves (a shared link, a lesson) sets the inputs it names."""
+    url = _url_now()
+    if not url or url == st.session_state.get("ctx_url_seen"):
+        return
+    models = [m for m in url.get("model", []) if m.strip()]
+    if models:
+        st.session_state[EXTRA_KEY] = [m for m in models if m not in cat.CATALOG]
+        st.session_state[MODELS_KEY] = models
+    for name, key in (("text", "w_text"), ("pair", "w_text_pair")):
+        if url.get(name):
+            st.session_state[f"ctx_{key}"] = url[name][0]
+            st.session_state.pop(key, None)
+    st.session_state["ctx_url_seen"] = url
+
+
+_PROJECTOR_CSS = """
+<style>
+html, body, [data-testid="stAppViewContainer"] { font-size: 22px !important; }
+[data-testid="stAppViewContainer"] { background: #ffffff; color: #000000; }
+[data-testid="stMarkdownContainer"] p, label, input, textarea { font-size: 1.15rem !important; }
+h1 { font-size: 2.6rem !important; } h2, h3 { font-size: 1.9rem !important; }
+</style>
+"""
+
+
+def projector_toggle() -> bool:
+    """Large fonts and high contrast for the back row of a classroom."""
+    on = st.sidebar.toggle("Projector mode", key="w_projector", value=st.session_state.get("ctx_projector", False))
+    st.session_state["ctx_projector"] = on
+    if on:
+        st.markdown(_PROJECTOR_CSS, unsafe_allow_html=True)  # static CSS, no user text
+    return on
 
 def remember(name: str, value) -> None:
     """Keep an input in the URL, so that a copied link reopens the same view."""
@@ -39,6 +75,7 @@ def remember(name: str, value) -> None:
         st.query_params[name] = [str(v) for v in value]
     else:
         st.query_params[name] = str(value)
+    st.session_state["ctx_url_seen"] = _url_now()
 
 
 def seeded(key: str, url_name: str, default):

@@ -69,3 +69,11 @@ def test_url_query_reproduces_models_and_text(tiny_models):
     assert table["word"].tolist()[1:4] == ["the", "cat", "sat"]
     at.text_area[0].set_value("a dog sat.").run()
     assert at.query_params["text"] == "a dog sat."
+
+
+def test_projector_mode_adds_large_font_styles(tiny_models):
+    folder = tiny_models["bert-mlm"]
+    at = _home([folder], [folder]).run()
+    at.sidebar.toggle(key="w_projector").set_value(True).run()
+    assert not at.exception
+    assert any("font-size: 22px" in m.value for m in at.markdown)
