@@ -3,7 +3,6 @@ generation, few-shot, task heads and their figures; tiny models plus SmolLM2 rea
 
 import json
 import math
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -16,7 +15,7 @@ from ctxlens.analysis import predictions as P
 from ctxlens.errors import CapabilityMissing, InputError
 from ctxlens.figures import predictions as F
 from ctxlens.models import catalog as cat
-from ctxlens.models.loading import LoadedModel, load_hf, spec_for
+from ctxlens.models.loading import load_hf, spec_for
 
 SPECIAL_BPE = ["<s>", "<pad>", "</s>", "<unk>", "<mask>"]
 
@@ -40,15 +39,8 @@ def _save_roberta(folder):
     return folder
 
 
-def _load_roberta(folder):
-    """load_hf fails on every RoBERTa (loading._max_tokens calls min(list, int)); until
-    that is fixed, build the LoadedModel the way load_hf would."""
-    try:
-        return load_hf(spec_for(folder), device="cpu")
-    except TypeError:
-        tok = tf.AutoTokenizer.from_pretrained(folder)
-        model = tf.AutoModelForMaskedLM.from_pretrained(folder, attn_implementation="eager").eval()
-        return LoadedModel(spec_for(folder), model, tok, "cpu", torch.float32, 64, Path(folder))
+def test_roberta_limit_skips_its_reserved_position_rows(loaded):
+    assert loaded("roberta-mlm").max_tokens == 64  # 66 rows, the first two never used
 
 
 def _save_bert_head(folder, cls, **config_extra):
@@ -75,9 +67,7 @@ def loaded(tiny_models, tmp_path_factory):
 
     def get(kind):
         if kind not in cache:
-            cache[kind] = _load_roberta(folders[kind]) if kind == "roberta-mlm" else load_hf(
-                spec_for(folders[kind]), device="cpu"
-            )
+            cache[kind] = load_hf(spec_for(folders[kind]), device="cpu")
         return cache[kind]
 
     return get

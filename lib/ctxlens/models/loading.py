@@ -305,8 +305,9 @@ def _max_tokens(model, tokenizer) -> int:
         for name in ("max_position_embeddings", "n_positions", "max_sequence_length")
     ]
     limits = [int(v) for v in limits if isinstance(v, int) and v > 0]
+    if limits and getattr(config, "model_type", "") in ("roberta", "xlm-roberta", "camembert"):
+        # RoBERTa's position ids start after padding_idx: its first rows are never used.
+        limits = [limits[0] - (getattr(config, "pad_token_id", 1) or 1) - 1]
     if 0 < getattr(tokenizer, "model_max_length", 0) < 1_000_000:
         limits.append(int(tokenizer.model_max_length))
-    if getattr(config, "model_type", "") in ("roberta", "xlm-roberta", "camembert"):
-        limits = [min(limits or [514], 512)]  # RoBERTa's table has 2 reserved rows
     return min(limits) if limits else 512
