@@ -1,0 +1,261 @@
+"""Attention: who attends to whom, in bertviz's views and in our heatmaps."""
+
+import numpy as np
+import streamlit as st
+
+import widgets
+from ctxlens.analysis.attention import (
+    STATISTICS,
+    attention_rollout,
+    drop_special_sinks,
+    head_statistics,
+    mean_over_heads,
+    merge_to_words,
+    present_words,
+)
+from ctxlens.analysis.tokens import is_byte_level
+from ctxlens.figures.attention import (
+    LONG_INPUT,
+    attention_lines,
+    head_heatmap,
+    head_summary_heatmap,
+    layer_heads_grid,
+)
+from ctxlens.figures.bertviz_html import (
+    MAX_SVG_LINES,
+    head_view_html,
+    model_view_html,
+    neuron_view_unavailable_reason,
+    suggested_height,
+    svg_line_count,
+)
+from ctxlens.models import catalog as cat
+from ctxlens.models.registry import get_model
+from ctxlens.record import Family
+
+MAX_IFRAME_HEIGHT = 1000  # taller views scroll inside their frame
+GRID_CELLS = 1_000_000  # heads × T² above this: the all-heads grid (≈ 13 B a cell) waits for a click
+FEW_HEADS = 4  # bertviz heads pre-selected when all of them would draw too many lines
+
+widgets.page_setup("Attention")
+st.title("Who attends to whom?")
+st.markdown(
+    "Every layer of a Transformer has several attention **heads**. Each head gives every token "
+    "(the **query**, a row) a set of weights over the tokens it reads from (the **keys**, the "
+    "columns); each row sums to 1. BERT-style encoders read in both directions; GPT-style "
+    "causal models read only to the left, so the upper triangle is empty (grey). "
+    "Layers and heads are numbered from 0."
+)
+
+device = widgets.device_picker()
+models = widgets.model_picker()
+text, second = widgets.sentence_input("The bank of the river was muddy after the storm.")
+
+if not models:
+    st.info("Pick at least one model in the sidebar.")
+    st.stop()
+text = widgets.require_text(text)
+second = widgets.require_text(second, "second sentence") if second is not None else None
+
+
+# Cached per analysis input (the registry returns the same record for the same input), so
+# moving a slider does not recompute statistics or rebuild megabytes of bertviz HTML.
+@st.cache_data(max_entries=8, show_spinner=False)
+def cached_statistics(ident, _record):
+    return head_statistics(_record.attentions, _record.special_mask, _record.tokens)
+
+
+@st.cache_data(max_entries=8, show_spinner=False)
+def cached_rollout(ident, _record):
+    return attention_rollout(_record.attentions)
+
+
+@st.cache_data(max_entries=8, show_spinner="Building the bertviz head view…")
+def cached_head_view(ident, layer, heads, layers, _record):
+    return head_view_html(_record, layer=layer, heads=list(heads), layers=list(layers))
+
+
+@st.cache_data(max_entries=8, show_spinner="Building the bertviz model view…")
+def cached_model_view(ident, layers, heads, _record):
+    return model_view_html(_record, layers=list(layers), heads=list(heads))
+
+
+def tokenization_note(key: str, record) -> str:
+    """What the tokens are: the tokenizer's algorithm and the marks it leaves in the tokens."""
+    tokenizer = get_model(key, device).tokenizer  # already loaded: analyze() came first
+    algorithm = type(getattr(getattr(tokenizer, "backend_tokenizer", None), "model", None)).__name__
+    if algorithm == "BPE" and is_byte_level(tokenizer):
+        kind = "byte-level BPE sub-words: ␣ marks a piece that starts with a space; a character " \
+               "split across pieces (emoji, CJK) shows as <0x..> bytes"
+    elif algorithm == "WordPiece":
+        kind = "WordPiece sub-words: ## marks a piece that continues the previous one"
+    elif algorithm == "Unigram":
+        kind = "SentencePiece (Unigram) sub-words: ␣ marks a piece that starts a word"
+    else:
+        kind = f"{algorithm} sub-words"
+    specials = list(dict.fromkeys(t for t, s in zip(record.tokens, record.special_mask) if s))
+    added = f"; special tokens {', '.join(specials)}" if specials else "; no special tokens added"
+    return f"Tokens: {kind}{added}."
+
+
+def prepare(att, record, drop_sinks: bool, merge: bool):
+    """The matrices [..., T, T] as the toggles ask, with their axis labels."""
+    labels = list(record.tokens)
+    if drop_sinks:
+        att = drop_special_sinks(att, record.special_mask)
+    words = present_words(record.word_ids)
+    if merge and words.size:
+        att = merge_to_words(att, record.word_ids)
+        labels = [record.words[i].text for i in words]
+    return att, labels
+
+
+def default_bertviz_heads(record) -> list[int]:
+    """All heads when one layer of them fits under MAX_SVG_LINES, else the first few that fit."""
+    fit = MAX_SVG_LINES // max(1, record.n_tokens**2)
+    return list(range(record.n_heads if record.n_heads <= fit else max(1, min(FEW_HEADS, fit))))
+
+
+def frame(html: str, height: int, alt: str) -> None:
+    # st.iframe is components.v1.html's successor (an iframe with srcdoc, scrolling on);
+    # the old name shows a deprecation warning in the page.
+    st.iframe(html, height=min(height, MAX_IFRAME_HEIGHT), alt=alt)
+
+
+def too_many_lines(view: str, lines: int, remedy: str) -> None:
+    st.info(
+        f"The bertviz {view} would draw {lines:,} SVG lines (more than {MAX_SVG_LINES:,}), which "
+        f"stalls a browser, so it is skipped: {remedy}. The heatmap below shows the picked layer "
+        "and head; the other tabs have every head."
+    )
+
+
+def show_model(key: str, record, ident) -> None:
+    causal = record.family is Family.CAUSAL_LM
+    n_tokens, n_layers, n_heads = record.n_tokens, record.n_layers, record.n_heads
+    st.markdown(
+        f"**{record.family.label}** · {n_tokens} tokens · {n_layers} layers × {n_heads} heads"
+        + (" · causal: each token attends only to itself and earlier tokens" if causal else "")
+    )
+    st.caption(tokenization_note(key, record))
+
+    c_layer, c_head, c_sinks, c_merge = st.columns([2, 2, 3, 3], vertical_alignment="bottom")
+    layer = c_layer.selectbox("Layer", range(n_layers), index=n_layers // 2, key=f"att_layer_{key}")
+    head = c_head.selectbox("Head", range(n_heads), key=f"att_head_{key}")
+    drop_sinks = c_sinks.toggle("Remove special-token sinks (and re-normalise)", key=f"att_sinks_{key}")
+    merge = c_merge.toggle("Merge sub-words into words", key=f"att_merge_{key}")
+    st.caption(
+        "These two toggles change the heatmap and line tabs. **Sinks**: much attention goes to "
+        "[CLS]/[SEP]/BOS-like special tokens as a no-op; removing them sets those key columns to 0 "
+        "and re-normalises each row over the remaining tokens (a GPT-2-style model without BOS "
+        "uses its first real word as the sink, which stays). **Merging**: a word's weight as a key "
+        "is the **sum** over its pieces (attention to any piece goes to the word); as a query it is "
+        "the **mean** over its pieces (each piece is one view of where the word looks). Special "
+        "tokens are dropped, so merged rows sum to less than 1 unless sinks are removed."
+    )
+    att = record.attentions
+    head_att, labels = prepare(att[layer, head], record, drop_sinks, merge)
+    head_title = f"layer {layer}, head {head}"
+
+    tabs = st.tabs([
+        "bertviz head view", "bertviz model view", "bertviz neuron view", "All heads of a layer",
+        "One head", "Head summary", "Mean & rollout",
+    ])
+    with tabs[0]:
+        lines = svg_line_count(record, "head")
+        if lines > MAX_SVG_LINES:
+            too_many_lines("head view", lines, "it draws every head of a layer at once; shorten the "
+                           "text, or use the model view with a few heads")
+            st.plotly_chart(head_heatmap(head_att, labels, causal=causal, title=head_title),
+                            key=f"att_hv_fallback_{key}")
+        else:
+            # Every layer when the whole model is small, else just the picked one (smaller page).
+            layers = range(n_layers) if svg_line_count(record, "model") <= MAX_SVG_LINES else [layer]
+            st.caption("Hover a token to see its attention; double-click a head's colour to show only it."
+                       + (" Pair: the menu filters sentence A / B." if record.text_pair else ""))
+            html = cached_head_view(ident, layer, tuple(default_bertviz_heads(record)), tuple(layers), record)
+            frame(html, suggested_height(record, "head"), f"bertviz head view of {key}")
+    with tabs[1]:
+        fitting = default_bertviz_heads(record)
+        # Keyed by the default too: a longer text resets the choice to heads that fit.
+        heads = st.multiselect("Heads in the model view", range(n_heads), default=fitting,
+                               key=f"att_mv_heads_{key}_{len(fitting)}")
+        all_layers = list(range(n_layers))
+        layers = all_layers if svg_line_count(record, "model", all_layers, heads) <= MAX_SVG_LINES else [layer]
+        lines = svg_line_count(record, "model", layers, heads)
+        if not heads:
+            st.info("Pick at least one head.")
+        elif lines > MAX_SVG_LINES:
+            too_many_lines("model view", lines, "pick fewer heads, or shorten the text")
+            st.plotly_chart(head_heatmap(head_att, labels, causal=causal, title=head_title),
+                            key=f"att_mv_fallback_{key}")
+        else:
+            if len(layers) < n_layers:
+                st.caption(f"Long input: only layer {layer} is drawn (pick the layer above).")
+            html = cached_model_view(ident, tuple(layers), tuple(heads), record)
+            frame(html, suggested_height(record, "model", layers), f"bertviz model view of {key}")
+    with tabs[2]:
+        st.info(neuron_view_unavailable_reason(record))
+    with tabs[3]:
+        cells = n_heads * n_tokens**2
+        draw = cells <= GRID_CELLS or st.checkbox(
+            f"Draw all {n_heads} heads anyway (about {cells * 13 / 1e6:.0f} MB of figure data)",
+            key=f"att_grid_anyway_{key}",
+        )
+        if draw:
+            grid, grid_labels = prepare(att[layer], record, drop_sinks, merge)
+            st.plotly_chart(layer_heads_grid(grid, grid_labels, causal=causal, layer=layer), key=f"att_grid_{key}")
+        else:
+            st.info(f"{n_tokens} tokens × {n_heads} heads is a heavy figure: pick one head in the "
+                    "“One head” tab, or tick the box.")
+    with tabs[4]:
+        st.plotly_chart(head_heatmap(head_att, labels, causal=causal, title=head_title), key=f"att_headfig_{key}")
+        n = len(labels)
+        k = st.number_input(
+            "Line view: the k strongest edges", 1, n * n, n * n if n <= LONG_INPUT else 3 * n,
+            key=f"att_k_{key}_{n}", help=f"Above {LONG_INPUT} tokens all {n}² lines are unreadable: "
+            "only the strongest are drawn.",
+        )
+        st.plotly_chart(attention_lines(head_att, labels, k=int(k)), key=f"att_lines_{key}")
+    with tabs[5]:
+        name = st.selectbox("Statistic", list(STATISTICS), format_func=STATISTICS.get, key=f"att_stat_{key}")
+        values = cached_statistics(ident, record)[name]
+        if np.isnan(values).all():
+            st.info("This input has none of those tokens (no [SEP]/EOS, or no punctuation).")
+        else:
+            st.plotly_chart(head_summary_heatmap(values, name), key=f"att_summary_{key}")
+        st.caption("Each cell: one head's mean over all query rows (see the library's "
+                   "head_statistics for the exact definitions).")
+    with tabs[6]:
+        st.caption(
+            f"**Mean over heads** of layer {layer}. **Rollout** (Abnar & Zuidema 2020): layers 0…{layer} "
+            "multiplied, each as ½ · mean over heads + ½ · identity for the residual connection: how "
+            "much each input token (column) has flowed into each position (row) by that layer."
+        )
+        left, right = st.columns(2)
+        mean, mean_labels = prepare(mean_over_heads(att[layer:layer + 1])[0], record, drop_sinks, merge)
+        left.plotly_chart(head_heatmap(mean, mean_labels, causal=causal, title=f"mean over heads, layer {layer}"),
+                          key=f"att_mean_{key}")
+        roll, roll_labels = prepare(cached_rollout(ident, record)[layer], record, drop_sinks, merge)
+        right.plotly_chart(head_heatmap(roll, roll_labels, causal=causal, title=f"rollout to layer {layer}"),
+                           key=f"att_rollout_{key}")
+
+
+tabs = st.tabs(models) if len(models) > 1 else [st.container()]
+for tab, key in zip(tabs, models):
+    with tab:
+        spec = cat.CATALOG.get(key)
+        if len(models) == 1:
+            st.subheader(key)
+        if spec is not None and spec.family is Family.ELMO:
+            # Known before loading anything: an LSTM has no attention weights at all.
+            st.info(f"{key} is an ELMo biLM, a bidirectional LSTM over characters: it has no attention "
+                    "heads, so there is nothing to show here. Pick a BERT- or GPT-style model.")
+            continue
+        record = widgets.analyze(key, text, second, device)
+        if record is None:
+            continue
+        if record.attentions is None:
+            st.info(f"{key} ({record.family.label}) returns no attention weights.")
+            continue
+        show_model(key, record, (key, device, text, second))

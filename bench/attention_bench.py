@@ -1,0 +1,72 @@
+"""Cost of the Attention page's computations at 64 / 256 / 512 tokens on the embedded MiniLM.
+
+Prints, per input length: head statistics, rollout, the bertviz HTML builds (head view of
+one layer, model view of every layer and head) with their sizes, and the plotly grid of one
+layer as JSON; then the 256/64 and 512/64 ratios. Attention is [L, H, T, T], so most
+costs should grow about T²: ×16 at 256 and ×64 at 512.
+
+    python bench/attention_bench.py [--repeat 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+from ctxlens.analysis.attention import attention_rollout, head_statistics
+from ctxlens.figures.attention import layer_heads_grid
+from ctxlens.figures.bertviz_html import head_view_html, model_view_html, svg_line_count
+from ctxlens.models.registry import analyze_text
+
+MODEL = "all-MiniLM-L6-v2"
+LENGTHS = (64, 256, 512)
+TEXT = " ".join(["The bank of the river was muddy after the storm, so we walked to the town."] * 60)
+
+
+def best_time(fn, repeat: int) -> tuple[float, object]:
+    """Fastest of `repeat` runs in seconds (the least disturbed by other work), and the result."""
+    best, result = float("inf"), None
+    for _ in range(repeat):
+        start = time.perf_counter()
+        result = fn()
+        best = min(best, time.perf_counter() - start)
+    return best, result
+
+
+def measure(n_tokens: int, repeat: int) -> dict[str, float]:
+    record = analyze_text(MODEL, TEXT, max_tokens=n_tokens)
+    assert record.n_tokens == n_tokens, (record.n_tokens, n_tokens)
+    att = record.attentions
+    row: dict[str, float] = {}
+    row["statistics s"], _ = best_time(lambda: head_statistics(att, record.special_mask, record.tokens), repeat)
+    row["rollout s"], _ = best_time(lambda: attention_rollout(att), repeat)
+    row["head view s"], head = best_time(lambda: head_view_html(record, layer=0, layers=[0]), repeat)
+    row["head view MB"] = len(head.encode()) / 1e6
+    row["model view s"], model = best_time(lambda: model_view_html(record), repeat)
+    row["model view MB"] = len(model.encode()) / 1e6
+    row["grid fig s"], grid = best_time(lambda: layer_heads_grid(att[0], record.tokens).to_json(), repeat)
+    row["grid fig MB"] = len(grid.encode()) / 1e6
+    row["head view lines"] = svg_line_count(record, "head")
+    row["model view lines"] = svg_line_count(record, "model")
+    return row
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeat", type=int, default=3)
+    args = parser.parse_args()
+    analyze_text(MODEL, "warm up")  # load the model outside the timings
+    rows = {n: measure(n, args.repeat) for n in LENGTHS}
+    names = list(rows[LENGTHS[0]])
+    width = max(map(len, names)) + 2
+    print(f"{MODEL}: {rows[64]['head view lines'] // 64**2} heads, best of {args.repeat}")
+    print("".ljust(width) + "".join(f"{n:>12}" for n in LENGTHS) + f"{'256/64':>10}{'512/64':>10}")
+    for name in names:
+        values = [rows[n][name] for n in LENGTHS]
+        cells = "".join(f"{v:>12,.0f}" if "lines" in name else f"{v:>12.4f}" for v in values)
+        ratios = "".join(f"{v / values[0]:>10.1f}" for v in values[1:])
+        print(name.ljust(width) + cells + ratios)
+
+
+if __name__ == "__main__":
+    main()

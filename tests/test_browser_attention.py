@@ -1,0 +1,36 @@
+"""The Attention page in a real browser: bertviz draws offline inside its iframe, plotly draws."""
+
+import pytest
+
+from browser import browser_page, streamlit_server
+
+pytestmark = [pytest.mark.slow, pytest.mark.browser]
+
+HEAD_VIEW = 'iframe[title="bertviz head view of all-MiniLM-L6-v2"]'
+
+
+def test_attention_page_draws_bertviz_and_plotly_offline():
+    with streamlit_server() as url, browser_page() as page:
+        page.goto(f"{url}/Attention", timeout=60_000)
+        box = page.get_by_label("Sentence", exact=True)
+        box.wait_for(timeout=60_000)
+        box.fill("The bank raised <b>rates</b> & the river rose.")
+        box.press("Control+Enter")
+
+        # The head view of the first model (MiniLM, the first tab) draws one line per head
+        # and token pair, plus a text element per token on both sides.
+        view = page.frame_locator(HEAD_VIEW)
+        view.locator("svg line").first.wait_for(state="attached", timeout=180_000)
+        assert view.locator("svg line").count() > 100
+        texts = [t for t in view.locator("svg text").all_text_contents() if t.strip()]
+        # typed HTML arrives as the literal tokens "<", "b", ">", not as markup
+        assert "<" in texts and "rates" in texts
+        assert view.locator("svg b").count() == 0
+
+        page.get_by_role("tab", name="One head").first.click()
+        page.wait_for_function(
+            "document.querySelectorAll('.js-plotly-plot .main-svg').length >= 1", timeout=120_000
+        )
+        assert page.locator('[data-testid="stException"]').count() == 0
+        assert page.foreign_requests == []
+        assert page.page_errors == []
