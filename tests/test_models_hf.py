@@ -206,3 +206,12 @@ def test_concurrent_sessions_load_a_model_once(tiny_models, monkeypatch):
     for r in results[1:]:
         np.testing.assert_allclose(r.hidden_states, results[0].hidden_states, atol=1e-6)
     registry.forget_model(name)
+
+
+def test_hidden_only_records_equal_the_full_ones(loaded):
+    texts = ["The bank.", "The river bank was wet after the rain."]
+    for kind in ("bert-nsp", "gpt2"):
+        lm = loaded(kind)
+        for light, full in zip(analyze_batch(lm, texts, hidden_only=True), analyze_batch(lm, texts)):
+            assert light.attentions is None and light.head.kind == "none"
+            np.testing.assert_allclose(light.hidden_states, full.hidden_states, atol=1e-5)

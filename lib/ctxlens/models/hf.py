@@ -44,13 +44,18 @@ def analyze_batch(
     texts: list[str],
     text_pairs: list[str | None] | None = None,
     max_tokens: int | None = None,
+    hidden_only: bool = False,
 ) -> list[Analysis]:
-    """Analyse many texts in one forward pass; each record equals its one-at-a-time twin."""
+    """Analyse many texts in one forward pass; each record equals its one-at-a-time twin.
+
+    hidden_only: skip attentions and the head (embedding extraction needs neither, and the
+    vocabulary softmax at every position costs more than the encoder on small models).
+    """
     pairs = text_pairs or [None] * len(texts)
     limit = min(max_tokens or lm.max_tokens, lm.max_tokens)
     encoded = [_encode(lm, t, p, limit) for t, p in zip(texts, pairs)]
-    outputs = _forward(lm, encoded)
-    return [_record(lm, enc, outputs, row) for row, enc in enumerate(encoded)]
+    outputs = _forward(lm, encoded, hidden_only)
+    return [_record(lm, enc, outputs, row, hidden_only) for row, enc in enumerate(encoded)]
 
 
 def _encode(lm: LoadedModel, text: str, text_pair: str | None, limit: int) -> _Encoded:
@@ -86,7 +91,7 @@ def _segments(enc, n: int) -> np.ndarray:
     return out
 
 
-def _forward(lm: LoadedModel, encoded: list[_Encoded]):
+def _forward(lm: LoadedModel, encoded: list[_Encoded], hidden_only: bool = False):
     width = max(len(e.input_ids) for e in encoded)
     pad_id = lm.tokenizer.pad_token_id if lm.tokenizer.pad_token_id is not None else 0
     ids = torch.full((len(encoded), width), pad_id, dtype=torch.long)
@@ -101,19 +106,22 @@ def _forward(lm: LoadedModel, encoded: list[_Encoded]):
     inputs = {"input_ids": ids.to(lm.device), "attention_mask": mask.to(lm.device)}
     if encoded[0].token_type_ids is not None:
         inputs["token_type_ids"] = types.to(lm.device)
+    network = lm.model.base_model if hidden_only else lm.model
     with torch.inference_mode():
-        return lm.model(**inputs, output_hidden_states=True, output_attentions=True, return_dict=True)
+        return network(
+            **inputs, output_hidden_states=True, output_attentions=not hidden_only, return_dict=True
+        )
 
 
 def _numpy(t: torch.Tensor) -> np.ndarray:
     return t.detach().float().cpu().numpy()
 
 
-def _record(lm: LoadedModel, enc: _Encoded, out, row: int) -> Analysis:
+def _record(lm: LoadedModel, enc: _Encoded, out, row: int, hidden_only: bool = False) -> Analysis:
     n = len(enc.input_ids)
     hidden = np.stack([_numpy(h[row, :n]) for h in out.hidden_states])
     attentions = None
-    if out.attentions is not None and out.attentions[0] is not None:
+    if getattr(out, "attentions", None) is not None and out.attentions[0] is not None:
         attentions = np.stack([_numpy(a[row, :, :n, :n]) for a in out.attentions])
     words = split_words(enc.text, 0) + (split_words(enc.text_pair, 1) if enc.text_pair else [])
     raw = lm.tokenizer.convert_ids_to_tokens(enc.input_ids)
@@ -123,7 +131,8 @@ def _record(lm: LoadedModel, enc: _Encoded, out, row: int) -> Analysis:
         token_ids=np.array(enc.input_ids, dtype=np.int64), offsets=enc.offsets,
         word_ids=align_tokens_to_words(enc.offsets, enc.special_mask, enc.segment_ids, words),
         special_mask=enc.special_mask, segment_ids=enc.segment_ids, words=tuple(words),
-        hidden_states=hidden, attentions=attentions, head=_head(lm, enc, out, row, n),
+        hidden_states=hidden, attentions=attentions,
+        head=HeadOutput(kind="none") if hidden_only else _head(lm, enc, out, row, n),
         truncated=enc.n_tokens_full > n, n_tokens_full=enc.n_tokens_full, max_tokens=enc.max_tokens,
     )
 

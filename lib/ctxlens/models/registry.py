@@ -111,19 +111,22 @@ def analyze_text(
 
 def analyze_texts(
     name: str, texts: list[str], *, device: str | None = None, max_tokens: int | None = None,
-    progress: Progress | None = None,
+    progress: Progress | None = None, hidden_only: bool = False,
 ) -> list[Analysis]:
-    """Many sentences in one batched pass (not cached: used for sentence collections)."""
+    """Many sentences in one batched pass (not cached: used for sentence collections).
+
+    hidden_only: records without attentions and head output (for embedding views).
+    """
     lm = get_model(name, device, progress)
-    return run_analysis(lm, texts, None, max_tokens)
+    return run_analysis(lm, texts, None, max_tokens, hidden_only)
 
 
-def run_analysis(lm, texts, pairs, max_tokens) -> list[Analysis]:
+def run_analysis(lm, texts, pairs, max_tokens, hidden_only: bool = False) -> list[Analysis]:
     if isinstance(lm, LoadedModel):
         from .hf import analyze_batch
 
-        return analyze_batch(lm, texts, pairs, max_tokens)
-    return lm.analyze_batch(texts, pairs, max_tokens)
+        return analyze_batch(lm, texts, pairs, max_tokens, hidden_only)
+    return lm.analyze_batch(texts, pairs, max_tokens)  # ELMo: hidden states are all it has
 
 
 def forget_model(name: str) -> None:
