@@ -12,15 +12,14 @@ from common import device_line, timed_side_by_side
 from ctxlens.analysis.contextuality import load_corpus
 from ctxlens.models.catalog import DEFAULT_KEYS
 from ctxlens.models.device import pick_device
-from ctxlens.models.registry import get_model, run_analysis
+from ctxlens.models.registry import analyze_in_batches, get_model, run_analysis
 
 N_SENTENCES = 200
 BATCH = 32
 
 
 def batched(lm, sentences):
-    for start in range(0, len(sentences), BATCH):
-        run_analysis(lm, sentences[start : start + BATCH], None, None, hidden_only=True)
+    analyze_in_batches(lm, sentences, batch_size=BATCH, hidden_only=True)
 
 
 def one_at_a_time(lm, sentences):

@@ -215,3 +215,15 @@ def test_hidden_only_records_equal_the_full_ones(loaded):
         for light, full in zip(analyze_batch(lm, texts, hidden_only=True), analyze_batch(lm, texts)):
             assert light.attentions is None and light.head.kind == "none"
             np.testing.assert_allclose(light.hidden_states, full.hidden_states, atol=1e-5)
+
+
+def test_length_sorted_batches_keep_the_input_order(tiny_models):
+    from ctxlens.models.registry import analyze_in_batches, get_model
+
+    lm = get_model(tiny_models["gpt2"], "cpu")
+    texts = ["A cat sat on the mat with a dog.", "The bank.", "Paris is the capital of France."]
+    seen = []
+    records = analyze_in_batches(lm, texts, batch_size=2, progress=lambda f, m: seen.append(f))
+    assert [r.text for r in records] == texts
+    assert seen == [2 / 3, 1.0]
+    np.testing.assert_allclose(records[1].hidden_states, analyze(lm, texts[1]).hidden_states, atol=1e-5)

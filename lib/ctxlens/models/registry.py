@@ -118,7 +118,23 @@ def analyze_texts(
     hidden_only: records without attentions and head output (for embedding views).
     """
     lm = get_model(name, device, progress)
-    return run_analysis(lm, texts, None, max_tokens, hidden_only)
+    return analyze_in_batches(lm, texts, max_tokens=max_tokens, hidden_only=hidden_only)
+
+
+def analyze_in_batches(
+    lm, texts: list[str], *, batch_size: int = 32, max_tokens: int | None = None,
+    hidden_only: bool = False, progress: Progress | None = None,
+) -> list[Analysis]:
+    """Batches of similar length (little padding to compute), results in the input order."""
+    order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
+    records: list[Analysis | None] = [None] * len(texts)
+    for start in range(0, len(order), batch_size):
+        chunk = order[start : start + batch_size]
+        for i, record in zip(chunk, run_analysis(lm, [texts[i] for i in chunk], None, max_tokens, hidden_only)):
+            records[i] = record
+        if progress:
+            progress(min(1.0, (start + len(chunk)) / len(order)), f"Analysed {start + len(chunk)} of {len(order)}")
+    return records
 
 
 def run_analysis(lm, texts, pairs, max_tokens, hidden_only: bool = False) -> list[Analysis]:
