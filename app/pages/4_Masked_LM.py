@@ -1,0 +1,246 @@
+"""What does BERT predict? Fill-mask, the logit lens, BERT's 80/10/10 corruption, next-sentence
+prediction and the fine-tuning heads."""
+
+import pandas as pd
+import streamlit as st
+
+import widgets
+from ctxlens.analysis.predictions import (
+    KEEP, MASK, MASK_PLACEHOLDER, RANDOM, classify_sequence, classify_tokens, corruption_demo,
+    fill_mask, mask_word, mlm_logit_lens, nsp_score, require,
+)
+from ctxlens.analysis.words import split_words
+from ctxlens.errors import CapabilityMissing, CtxlensError, InputError
+from ctxlens.figures.predictions import logit_lens_heatmap, top_k_bars
+from ctxlens.models import catalog as cat
+from ctxlens.models.loading import hub_offline
+from ctxlens.models.registry import model_status
+from ctxlens.record import Family
+
+DEFAULT_TEXT = f"The capital of France is {MASK_PLACEHOLDER}."
+CORRUPTION_EXAMPLE = "The quick brown fox jumps over the lazy dog near the river bank."
+MAX_SLOT_CHARTS = 12  # more masks than this: the first ones only, so the page stays readable
+TYPED, PICKED = "[MASK] in the text", "Pick a word to mask"
+ACTIONS = {MASK: "→ [MASK] (80%)", RANDOM: "→ random token (10%)", KEEP: "kept as it is (10%)"}
+
+
+def use_model(key: str) -> None:
+    chosen = st.session_state[widgets.MODELS_KEY]
+    st.session_state[widgets.MODELS_KEY] = [key] + [k for k in chosen if k != key]
+
+
+def refuse(lm, capability: str, device: str, say=st.error) -> bool:
+    """True (after saying why, and offering the catalog models that have it) when lm lacks
+    the trained head; its random output is then never computed."""
+    try:
+        require(lm, capability)
+        return False
+    except CapabilityMissing as exc:
+        say(str(exc))
+    offers = [(k, model_status(s, device)) for k, s in cat.CATALOG.items() if s.can(capability) and not s.test_model]
+    for k, status in offers:
+        if status.state == "unavailable":
+            continue
+        verb = "Download and use" if status.state == "needs download" else "Use"
+        st.button(f"{verb} {k} ({status.detail})", key=f"mlm_use_{capability}_{k}", on_click=use_model, args=(k,))
+    if hub_offline():
+        st.caption("Offline (HF_HUB_OFFLINE is set): models not in the local cache download once the network is on.")
+    return True
+
+
+def snippet(text: str, span: tuple[int, int], width: int = 24) -> str:
+    before, after = text[max(0, span[0] - width): span[0]], text[span[1]: span[1] + width]
+    return f"…{before}___{after}…"
+
+
+def fill_section(lm, text: str, whole_word: bool, top_k: int, device: str) -> None:
+    if refuse(lm, cat.MLM, device):
+        return
+    result = fill_mask(lm, text, top_k=top_k, whole_word=whole_word)
+    st.caption("What the model read (your [MASK] becomes its own mask token):")
+    st.code(result.model_text, language=None, wrap_lines=True)
+    slots = result.slots[:MAX_SLOT_CHARTS]
+    if len(result.slots) > len(slots):
+        st.info(f"{len(result.slots)} masks: the first {len(slots)} are shown.")
+    for row in range(0, len(slots), 3):
+        for column, (n, slot) in zip(st.columns(3), enumerate(slots[row: row + 3], start=row + 1)):
+            title = f"mask {n}: {snippet(result.text, slot.span)}"
+            with column:
+                if slot.fillers:
+                    st.plotly_chart(top_k_bars(slot.fillers, title), key=f"mlm_fill_{n}", width="stretch")
+                else:
+                    st.info(f"Mask {n}: no whole word of {len(slot.positions)} pieces fits here.")
+    st.caption(
+        "Each bar is the model's softmax over its whole vocabulary at that position. "
+        + ("Whole words: adjacent masks form one word, written piece by piece left to right; "
+           "its probability is the product of the pieces' probabilities." if whole_word else
+           "##piece: a continuation of the word before it; ␣: a piece that starts with a space.")
+    )
+
+
+def lens_section(lm, text: str, device: str) -> None:
+    st.markdown(
+        "The **logit lens** applies the MLM head to every layer's hidden state at each mask, as "
+        "if the model stopped there. Colour: the probability, at that layer, of the token the "
+        "last layer predicts; cell text: that layer's own top guess. Early layers mostly echo the "
+        "input ([MASK] or frequent words); the answer usually emerges in the upper layers. "
+        "The last column is the model's real prediction."
+    )
+    if refuse(lm, cat.MLM, device):
+        return
+    value = st.radio("Colour", ["final_prob", "top_prob"], horizontal=True, key="mlm_lens_value",
+                     format_func={"final_prob": "P(final prediction)", "top_prob": "P(layer's own top token)"}.get)
+    record = fill_mask(lm, text, top_k=1).record  # the text as the model reads it, masks located
+    lens = mlm_logit_lens(lm, record)
+    fig = logit_lens_heatmap(lens, value).update_xaxes(dtick=1)  # whole layers only, no 0.5 ticks
+    st.plotly_chart(fig, key="mlm_lens", width="stretch")
+
+
+def corruption_section(lm, source: str, top_k: int) -> None:
+    st.markdown(
+        "How BERT was pre-trained: about 15% of the tokens are chosen; of those, 80% become "
+        "[MASK], 10% a random token and 10% stay unchanged. The loss is computed at **every "
+        "chosen position** (and only there), changed or not, so the model cannot trust that "
+        "an unmasked token is right. Change the seed to draw again."
+    )
+    c_text, c_seed, c_rate = st.columns([4, 1, 1])
+    source = c_text.text_input("Sentence to corrupt", source)
+    seed = c_seed.number_input("Seed", 0, 2**31 - 1, 0, key="mlm_seed")
+    rate = c_rate.slider("Rate", 0.05, 0.5, 0.15, 0.05, key="mlm_rate")
+    source = widgets.require_text(source, "sentence to corrupt")
+    demo = corruption_demo(lm, source, int(seed), rate, top_k)
+    st.caption("What the model reads:")
+    st.code(" ".join(demo.corrupted_tokens), language=None, wrap_lines=True)
+    items = {c.position: c for c in demo.items}
+    rows = []
+    for pos, (orig, shown) in enumerate(zip(demo.original_tokens, demo.corrupted_tokens)):
+        c = items.get(pos)
+        rows.append({
+            "position": pos, "original": orig, "model reads": shown,
+            "what happened": ACTIONS[c.action] if c else "",
+            "in the loss": c is not None,
+            "top predictions": ", ".join(f"{f.text} {f.prob:.0%}" for f in c.predictions) if c and c.predictions else "",
+            "original recovered": None if c is None or c.recovered is None else c.recovered,
+        })
+    counts = {a: sum(c.action == a for c in demo.items) for a in ACTIONS}
+    st.markdown(
+        f"**{len(demo.items)}** tokens chosen (seed {demo.seed}): {counts[MASK]} masked, "
+        f"{counts[RANDOM]} replaced by a random token, {counts[KEEP]} kept."
+    )
+    st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch")
+    if not lm.spec.can(cat.MLM):
+        st.caption("This model has no MLM head, so no predictions are shown: only the recipe.")
+
+
+def nsp_section(lm, first: str, second: str | None, device: str) -> None:
+    st.markdown(
+        "BERT's second pre-training task: given [CLS] A [SEP] B [SEP], is B the sentence that "
+        "followed A in the corpus (50%) or a random one (50%)? Segment ids (0 for A, 1 for B) "
+        "tell the model which sentence each token belongs to; the answer is read from [CLS]."
+    )
+    if refuse(lm, cat.NSP, device, say=st.info):
+        return
+    if second is None:
+        st.info("Tick **Add a second sentence** under the sentence box to score a pair.")
+        return
+    result = nsp_score(lm, first, second)
+    st.metric("P(IsNext): B follows A", f"{result.p_is_next:.1%}")
+    layout = pd.DataFrame([list(result.tokens), [str(s) for s in result.segment_ids]], index=["token", "segment id"])
+    layout.columns = [str(c) for c in layout.columns]
+    st.dataframe(layout, width="stretch")
+
+
+def heads_section(lm, text: str, second: str | None) -> None:
+    st.markdown(
+        "BERT's paper fine-tunes the same encoder for four shapes of task, each with a small "
+        "head on top:\n"
+        "- **sentence**: [CLS] → one label (sentiment, acceptability);\n"
+        "- **sentence pair**: [CLS] A [SEP] B [SEP] → one label (entailment, paraphrase);\n"
+        "- **token**: every token → a label (named entities, part of speech);\n"
+        "- **span**: every token → start and end scores of an answer in a passage; see the "
+        "**Question answering** page."
+    )
+    shown = False
+    if lm.spec.can(cat.SEQ_CLASS):
+        result = classify_sequence(lm, text, second)
+        kind = "sentence pair" if second is not None else "sentence"
+        st.subheader(f"This checkpoint's {kind} classification")
+        st.bar_chart(pd.DataFrame({"label": result.labels, "probability": result.probs}), x="label", y="probability")
+        if result.multi_label:
+            st.caption("Multi-label head: each label has its own sigmoid probability.")
+        shown = True
+    if lm.spec.can(cat.TOKEN_CLASS):
+        result = classify_tokens(lm, text)
+        st.subheader("This checkpoint's token classification (read at each word's first token)")
+        best = [float(p.max()) if label is not None else None for p, label in zip(result.probs, result.labels)]
+        st.dataframe(pd.DataFrame({"word": result.words, "label": result.labels, "probability": best}),
+                     hide_index=True, width="stretch")
+        shown = True
+    if not shown:
+        st.info(
+            f"{lm.spec.key} has no fine-tuned classification head (the catalog's models are "
+            "pre-trained only). Add a local folder or cached hub id of a checkpoint fine-tuned for "
+            "sentence or token classification in the sidebar to see its labels here."
+        )
+
+
+widgets.page_setup("Masked LM")
+st.title("What does BERT predict?")
+st.markdown(
+    "A masked language model reads the whole sentence in both directions and predicts the "
+    f"word hidden behind {MASK_PLACEHOLDER}. Type {MASK_PLACEHOLDER} where a word should be "
+    "predicted, or pick a word to mask."
+)
+
+device = widgets.device_picker()
+picked = widgets.model_picker("Masked language model", families=(Family.MASKED_LM,), multi=False)
+top_k = st.sidebar.slider("Top k", 1, 20, 5, key="mlm_top_k")
+
+text, second = widgets.sentence_input(DEFAULT_TEXT, pair=True, key="mlm_text")
+text = widgets.require_text(text)
+second = widgets.require_text(second, "second sentence") if second is not None else None
+
+c_mode, c_word, c_whole = st.columns([2, 2, 2])
+mode = c_mode.radio("Where is the mask?", [TYPED, PICKED], horizontal=True, key="mlm_mode")
+whole_word = c_whole.checkbox(
+    "Whole words", key="mlm_whole_word",
+    help="Adjacent masks ([MASK][MASK]) stand for one word of that many pieces, and the fillers "
+         "are whole words. Picking a word writes one mask per piece of it.",
+)
+words = split_words(text)
+if mode == PICKED:
+    wordy = [i for i, w in enumerate(words) if any(ch.isalnum() for ch in w.text)]
+    if not wordy:
+        st.warning("The text has no word to mask.")
+        st.stop()
+    if st.session_state.get("mlm_word") not in wordy:  # a new text: the old choice may be gone
+        st.session_state.pop("mlm_word", None)
+    index = c_word.selectbox("Word to mask", wordy, index=len(wordy) - 1, key="mlm_word",
+                             format_func=lambda i: f"{i}: {words[i].text}")
+
+key = picked[0]
+lm = widgets.load_model(key, device)
+if lm is None:
+    st.stop()
+heads = [cat.CAPABILITY_LABELS[c] for c in sorted(lm.spec.capabilities) if c != cat.ATTENTIONS]
+st.caption(f"{key}: trained heads for {', '.join(heads) or 'nothing (a bare encoder)'}.")
+
+masked = mask_word(text, index, lm if whole_word else None) if mode == PICKED else text
+corruption_text = CORRUPTION_EXAMPLE if MASK_PLACEHOLDER.lower() in text.lower() else text
+sections = {
+    "Fill the mask": lambda: fill_section(lm, masked, whole_word, top_k, device),
+    "Logit lens": lambda: lens_section(lm, masked, device),
+    "80/10/10 corruption": lambda: corruption_section(lm, corruption_text, top_k),
+    "Next sentence": lambda: nsp_section(lm, text, second, device),
+    "Fine-tuning heads": lambda: heads_section(lm, text, second),
+}
+# Lazy tabs: only the open one runs, so moving a control costs one view, not five.
+for tab, section in zip(st.tabs(list(sections), key="mlm_view", on_change="rerun"), sections.values()):
+    if tab.open:
+        with tab:
+            try:
+                section()
+            except InputError as exc:  # e.g. no [MASK] in the text: a hint, not a failure
+                st.warning(str(exc))
+            except CtxlensError as exc:
+                widgets.show_error(exc)
