@@ -10,9 +10,10 @@ import html
 
 import streamlit as st
 
-from ctxlens.errors import CtxlensError
+from ctxlens.errors import CapabilityMissing, CtxlensError
 from ctxlens.models import catalog as cat
 from ctxlens.models.device import available_devices, describe_device, pick_device
+from ctxlens.models.loading import hub_offline
 from ctxlens.models.registry import analyze_text, get_model, model_status
 from ctxlens.record import Analysis
 
@@ -153,6 +154,35 @@ def status_panel(device: str) -> None:
              "detail": status.detail, "can show": caps}
         )
     st.dataframe(rows, hide_index=True, width="stretch")
+
+
+def use_model(key: str) -> None:
+    """Put `key` first among the picked models (a button callback)."""
+    chosen = st.session_state[MODELS_KEY]
+    st.session_state[MODELS_KEY] = [key] + [k for k in chosen if k != key]
+
+
+def refuse_without(lm, capability: str, device: str, say=st.error) -> bool:
+    """True, after saying why and offering the catalog models that have it, when `lm` lacks
+    the trained head a view needs; its random output is then never computed."""
+    from ctxlens.analysis.predictions import require
+
+    try:
+        require(lm, capability)
+        return False
+    except CapabilityMissing as exc:
+        say(str(exc))
+    for key, spec in cat.CATALOG.items():
+        if not spec.can(capability) or spec.test_model:
+            continue
+        status = model_status(spec, device)
+        if status.state != "unavailable":
+            verb = "Download and use" if status.state == "needs download" else "Use"
+            st.button(f"{verb} {key} ({status.detail})", key=f"use_{capability}_{key}",
+                      on_click=use_model, args=(key,))
+    if hub_offline():
+        st.caption("Offline (HF_HUB_OFFLINE is set): models not in the local cache download once the network is on.")
+    return True
 
 
 def load_model(key: str, device: str):

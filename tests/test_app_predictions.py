@@ -12,6 +12,7 @@ from streamlit.testing.v1 import AppTest
 import tiny_models as tm  # the module; `tiny_models` is the fixture of folders
 from ctxlens.analysis import predictions as P
 from ctxlens.analysis.qa import answer_question
+from ctxlens.models import catalog as cat
 from ctxlens.models.registry import get_model
 
 PAGES = Path(__file__).resolve().parents[1] / "app" / "pages"
@@ -244,7 +245,7 @@ def test_a_masked_lm_on_the_next_token_page_is_refused_and_smollm2_offered(tiny_
     at = _page(NEXT_PAGE, tiny_models["bert-mlm"])
     assert any("no trained head for next-token prediction" in e.value for e in at.error)
     assert not _charts(at)
-    at.button(key=f"nt_use_{SMOLLM}").click().run()
+    at.button(key=f"use_{cat.NEXT_TOKEN}_{SMOLLM}").click().run()
     _ok(at)
     assert at.session_state["ctx_models"][0] == SMOLLM
     assert "Paris" in json.dumps(_charts(at)[0])

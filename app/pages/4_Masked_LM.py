@@ -7,14 +7,12 @@ import streamlit as st
 import widgets
 from ctxlens.analysis.predictions import (
     KEEP, MASK, MASK_PLACEHOLDER, RANDOM, classify_sequence, classify_tokens, corruption_demo,
-    fill_mask, mask_word, mlm_logit_lens, nsp_score, require,
+    fill_mask, mask_word, mlm_logit_lens, nsp_score,
 )
 from ctxlens.analysis.words import split_words
-from ctxlens.errors import CapabilityMissing, CtxlensError, InputError
+from ctxlens.errors import CtxlensError, InputError
 from ctxlens.figures.predictions import logit_lens_heatmap, top_k_bars
 from ctxlens.models import catalog as cat
-from ctxlens.models.loading import hub_offline
-from ctxlens.models.registry import model_status
 from ctxlens.record import Family
 
 DEFAULT_TEXT = f"The capital of France is {MASK_PLACEHOLDER}."
@@ -24,37 +22,13 @@ TYPED, PICKED = "[MASK] in the text", "Pick a word to mask"
 ACTIONS = {MASK: "→ [MASK] (80%)", RANDOM: "→ random token (10%)", KEEP: "kept as it is (10%)"}
 
 
-def use_model(key: str) -> None:
-    chosen = st.session_state[widgets.MODELS_KEY]
-    st.session_state[widgets.MODELS_KEY] = [key] + [k for k in chosen if k != key]
-
-
-def refuse(lm, capability: str, device: str, say=st.error) -> bool:
-    """True (after saying why, and offering the catalog models that have it) when lm lacks
-    the trained head; its random output is then never computed."""
-    try:
-        require(lm, capability)
-        return False
-    except CapabilityMissing as exc:
-        say(str(exc))
-    offers = [(k, model_status(s, device)) for k, s in cat.CATALOG.items() if s.can(capability) and not s.test_model]
-    for k, status in offers:
-        if status.state == "unavailable":
-            continue
-        verb = "Download and use" if status.state == "needs download" else "Use"
-        st.button(f"{verb} {k} ({status.detail})", key=f"mlm_use_{capability}_{k}", on_click=use_model, args=(k,))
-    if hub_offline():
-        st.caption("Offline (HF_HUB_OFFLINE is set): models not in the local cache download once the network is on.")
-    return True
-
-
 def snippet(text: str, span: tuple[int, int], width: int = 24) -> str:
     before, after = text[max(0, span[0] - width): span[0]], text[span[1]: span[1] + width]
     return f"…{before}___{after}…"
 
 
 def fill_section(lm, text: str, whole_word: bool, top_k: int, device: str) -> None:
-    if refuse(lm, cat.MLM, device):
+    if widgets.refuse_without(lm, cat.MLM, device):
         return
     result = fill_mask(lm, text, top_k=top_k, whole_word=whole_word)
     st.caption("What the model read (your [MASK] becomes its own mask token):")
@@ -86,13 +60,13 @@ def lens_section(lm, text: str, device: str) -> None:
         "input ([MASK] or frequent words); the answer usually emerges in the upper layers. "
         "The last column is the model's real prediction."
     )
-    if refuse(lm, cat.MLM, device):
+    if widgets.refuse_without(lm, cat.MLM, device):
         return
     value = st.radio("Colour", ["final_prob", "top_prob"], horizontal=True, key="mlm_lens_value",
                      format_func={"final_prob": "P(final prediction)", "top_prob": "P(layer's own top token)"}.get)
     record = fill_mask(lm, text, top_k=1).record  # the text as the model reads it, masks located
     lens = mlm_logit_lens(lm, record)
-    fig = logit_lens_heatmap(lens, value).update_xaxes(dtick=1)  # whole layers only, no 0.5 ticks
+    fig = logit_lens_heatmap(lens, value)
     st.plotly_chart(fig, key="mlm_lens", width="stretch")
 
 
@@ -138,7 +112,7 @@ def nsp_section(lm, first: str, second: str | None, device: str) -> None:
         "followed A in the corpus (50%) or a random one (50%)? Segment ids (0 for A, 1 for B) "
         "tell the model which sentence each token belongs to; the answer is read from [CLS]."
     )
-    if refuse(lm, cat.NSP, device, say=st.info):
+    if widgets.refuse_without(lm, cat.NSP, device, say=st.info):
         return
     if second is None:
         st.info("Tick **Add a second sentence** under the sentence box to score a pair.")

@@ -9,41 +9,17 @@ import streamlit as st
 
 import widgets
 from ctxlens.analysis.predictions import (
-    causal_logit_lens, few_shot_curve, few_shot_presets, generate_stream, next_tokens, require, surprisal,
+    causal_logit_lens, few_shot_curve, few_shot_presets, generate_stream, next_tokens, surprisal,
 )
-from ctxlens.errors import CapabilityMissing, CtxlensError, InputError
+from ctxlens.errors import CtxlensError, InputError
 from ctxlens.figures.predictions import few_shot_bars, logit_lens_heatmap, surprisal_strip, top_k_bars
 from ctxlens.models import catalog as cat
-from ctxlens.models.loading import hub_offline
-from ctxlens.models.registry import model_status
 from ctxlens.record import Family
 
 DEFAULT_TEXT = "The capital of France is"
 LENS_POSITIONS = 16  # the lens shows the last tokens only: every row costs a vocabulary softmax per layer
 GENERATED_KEY = "nt_generated"
 _MARKDOWN_SPECIALS = re.compile(r"([\\`*_{}\[\]()#+\-.!|<>~$])")
-
-
-def use_model(key: str) -> None:
-    chosen = st.session_state[widgets.MODELS_KEY]
-    st.session_state[widgets.MODELS_KEY] = [key] + [k for k in chosen if k != key]
-
-
-def refuse(lm, device: str) -> bool:
-    """True (after saying why and offering causal LMs) when lm has no next-token head."""
-    try:
-        require(lm, cat.NEXT_TOKEN)
-        return False
-    except CapabilityMissing as exc:
-        st.error(str(exc))
-    for k, s in cat.CATALOG.items():
-        status = model_status(s, device) if s.can(cat.NEXT_TOKEN) else None
-        if status is not None and status.state != "unavailable":
-            verb = "Download and use" if status.state == "needs download" else "Use"
-            st.button(f"{verb} {k} ({status.detail})", key=f"nt_use_{k}", on_click=use_model, args=(k,))
-    if hub_offline():
-        st.caption("Offline (HF_HUB_OFFLINE is set): models not in the local cache download once the network is on.")
-    return True
 
 
 def as_markdown_text(chunks):
@@ -146,7 +122,7 @@ def lens_section(lm, text: str) -> None:
     n_tokens, lens = lens_of(lm.spec.key, lm.device, text, lm)
     if n_tokens > len(lens.positions):
         st.caption(f"The last {len(lens.positions)} of {n_tokens} tokens.")
-    fig = logit_lens_heatmap(lens, value).update_xaxes(dtick=1)  # whole layers only, no 0.5 ticks
+    fig = logit_lens_heatmap(lens, value)
     st.plotly_chart(fig, key="nt_lens", width="stretch")
 
 
@@ -188,7 +164,7 @@ text = widgets.require_text(text)
 
 key = picked[0]
 lm = widgets.load_model(key, device)
-if lm is None or refuse(lm, device):
+if lm is None or widgets.refuse_without(lm, cat.NEXT_TOKEN, device):
     st.stop()
 sections = {
     "Next token": lambda: next_token_section(lm, text, top_k),

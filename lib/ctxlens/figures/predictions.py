@@ -72,7 +72,7 @@ def logit_lens_heatmap(lens: LogitLens, value: str = "final_prob") -> go.Figure:
         colorbar=dict(title="p"),
     ))
     fig.update_layout(
-        xaxis_title="layer (0 = embeddings)", yaxis=dict(autorange="reversed"),
+        xaxis=dict(title="layer (0 = embeddings)", dtick=1), yaxis=dict(autorange="reversed"),
         height=120 + 30 * len(lens.positions), margin=dict(l=10, r=10, t=30, b=40),
     )
     return fig
