@@ -1,4 +1,5 @@
-"""`ctxlens ...`: prepare the embedded models, download others, list the catalog."""
+"""`ctxlens ...`: prepare the embedded models, download others, list the catalog, and
+export word vectors of a sentence file to Parquet."""
 
 from __future__ import annotations
 
@@ -46,6 +47,31 @@ def cmd_models(args) -> int:
     return 0
 
 
+def cmd_embed(args) -> int:
+    """Word vectors of every sentence in a file (or of one target word) → Parquet."""
+    from .analysis.extract import extract_to_parquet, read_sentence_file
+    from .errors import InputError
+    from .models.device import pick_device
+
+    texts = read_sentence_file(args.input)
+    try:
+        device = pick_device(args.device)  # auto: the GPU when there is one
+    except ValueError as exc:
+        raise InputError(str(exc)) from exc
+    summary = extract_to_parquet(
+        args.output, args.model, texts, target=args.word, layers=args.layers,
+        pooling=args.pooling, batch_size=args.batch_size, device=device, progress=_bar,
+    )
+    if summary.missing:
+        what = f"'{args.word}'" if args.word else "any word"
+        shown = ", ".join(str(i) for i in summary.missing[:20])
+        more = " ..." if len(summary.missing) > 20 else ""
+        print(f"{len(summary.missing)} sentences without {what} (ids {shown}{more})", file=sys.stderr)
+    print(f"wrote {summary.rows:,} rows ({summary.sentences:,} sentences, layers "
+          f"{','.join(map(str, summary.layers))}) to {args.output}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="ctxlens", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -54,6 +80,17 @@ def build_parser() -> argparse.ArgumentParser:
     download.add_argument("models", nargs="+")
     download.set_defaults(func=cmd_download)
     sub.add_parser("models", help="list the catalog and each model's status").set_defaults(func=cmd_models)
+    embed = sub.add_parser("embed", help="write word vectors of a sentence file to Parquet")
+    embed.add_argument("input", help="a .txt file (one sentence per line) or a .csv with a sentence column")
+    embed.add_argument("-o", "--output", required=True, help="the Parquet file to write")
+    embed.add_argument("--model", required=True, help="catalog key, Hugging Face id or local folder")
+    embed.add_argument("--word", help="only this word's occurrences (default: every word)")
+    embed.add_argument("--layers", default="all", help="'all' or a comma list such as 0,6,-1")
+    embed.add_argument("--pooling", choices=["first", "mean", "last"], default="mean",
+                       help="how a word's sub-word vectors become one vector")
+    embed.add_argument("--batch-size", type=int, default=16)
+    embed.add_argument("--device", default="auto", help="auto, cpu, cuda or mps")
+    embed.set_defaults(func=cmd_embed)
     return parser
 
 

@@ -1,0 +1,281 @@
+"""Word vectors for many sentences: batched model passes, target lookup, Parquet export.
+
+Used by `ctxlens embed` and by the polysemy and contextuality pages. Sentences go through
+the registry in chunks (`analyze_texts`, one padded forward pass per chunk), so a progress
+bar can move between chunks and a large file never sits in memory as full records.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import InputError
+from ..record import Analysis
+from .polysemy import Which, check_target, find_target, parse_csv
+from .words import Pooling, pool_words, split_words
+
+Progress = Callable[[float, str], None]
+
+COLUMNS = ("sentence_id", "sentence", "word", "word_index", "layer", "relative_depth", "model", "vector")
+
+
+# ---------------------------------------------------------------- sentences and targets
+
+
+def read_sentence_file(path: str | Path) -> list[str]:
+    """Sentences from a .csv (a `sentence` column, else the first column) or a text file
+    (one sentence per line; blank lines skipped)."""
+    path = Path(path)
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise InputError(f"Cannot read {path}: {exc.strerror or exc}.") from exc
+    if path.suffix.lower() == ".csv":
+        sentences = [s.text for s in parse_csv(data)]
+    else:
+        try:
+            text = data.decode("utf-8-sig")
+        except UnicodeDecodeError as exc:
+            raise InputError(f"{path} is not UTF-8 text.") from exc
+        sentences = [line.strip() for line in text.splitlines() if line.strip()]
+    if not sentences:
+        raise InputError(f"{path} holds no sentences.")
+    return sentences
+
+
+@dataclass(frozen=True)
+class TargetHits:
+    """Where a target word occurs in each sentence (whole words of the shared segmentation)."""
+
+    target: str
+    hits: list[list[int]]  # per sentence: indices of the matching words
+    inside_words: list[str]  # words that contain the target without being it ("riverbank")
+
+    @property
+    def missing(self) -> list[int]:
+        return [i for i, h in enumerate(self.hits) if not h]
+
+    @property
+    def found(self) -> bool:
+        return any(self.hits)
+
+    def absent_message(self) -> str:
+        """What to tell someone when no sentence has the target as a whole word."""
+        message = f"'{self.target}' does not occur as a whole word in any sentence"
+        if self.inside_words:
+            shown = ", ".join(f"'{w}'" for w in self.inside_words[:8])
+            return f"{message}; it appears only inside other words: {shown}."
+        return message + "."
+
+
+def locate_target(texts: Sequence[str], target: str, occurrences: Which = "all") -> TargetHits:
+    """The target's word indices per sentence, matched as collect_target_vectors matches."""
+    target = check_target(target)
+    folded = target.casefold()
+    hits, inside = [], {}
+    for text in texts:
+        words = split_words(text)
+        hits.append(find_target(words, target, occurrences))
+        for w in words:
+            if folded in w.text.casefold() and w.text.casefold() != folded:
+                inside.setdefault(w.text.casefold(), w.text)
+    return TargetHits(target, hits, list(inside.values()))
+
+
+# ---------------------------------------------------------------- batched analysis
+
+
+def iter_analyses(
+    name: str, texts: Sequence[str], *, device: str | None = None, batch_size: int = 16,
+    progress: Progress | None = None,
+) -> Iterator[tuple[int, list[Analysis]]]:
+    """(index of the chunk's first sentence, its records) for consecutive chunks of texts.
+
+    The model is loaded first (once per process), reporting its download on `progress` too.
+    """
+    from ..models.registry import analyze_texts, get_model
+
+    if batch_size < 1:
+        raise InputError("The batch size must be at least 1.")
+    report = progress or (lambda fraction, message: None)
+    get_model(name, device, progress)
+    total = len(texts)
+    for start in range(0, total, batch_size):
+        report(start / total, f"Sentences {start + 1}-{min(start + batch_size, total)} of {total}")
+        yield start, analyze_texts(name, list(texts[start:start + batch_size]), device=device)
+    report(1.0, f"{total} sentences read")
+
+
+def analyze_all(
+    name: str, texts: Sequence[str], *, device: str | None = None, batch_size: int = 16,
+    progress: Progress | None = None,
+) -> list[Analysis]:
+    """Every sentence's record, computed chunk by chunk (each equals its one-at-a-time twin)."""
+    if not texts:
+        raise InputError("No sentences to analyse.")
+    records: list[Analysis] = []
+    for _, chunk in iter_analyses(name, texts, device=device, batch_size=batch_size, progress=progress):
+        records.extend(chunk)
+    return records
+
+
+# ---------------------------------------------------------------- word vectors
+
+
+def parse_layers(spec: str, n_hidden: int) -> list[int]:
+    """`all`, or a comma list such as `0,6,-1` (negative counts from the last layer),
+    for a model with n_hidden hidden-state layers (the embedding layer is 0)."""
+    spec = spec.strip().lower()
+    if spec in ("", "all"):
+        return list(range(n_hidden))
+    layers = []
+    for part in spec.split(","):
+        try:
+            layer = int(part)
+        except ValueError:
+            raise InputError(f"--layers takes 'all' or integers like 0,6,-1, not {part.strip()!r}.") from None
+        if not -n_hidden <= layer < n_hidden:
+            raise InputError(f"Layer {layer} does not exist: this model has layers 0 to {n_hidden - 1}.")
+        layers.append(layer % n_hidden)
+    return list(dict.fromkeys(layers))
+
+
+@dataclass
+class WordVectors:
+    """Long format: one row per (sentence, word, layer), vectors stacked in `vectors`."""
+
+    sentence_id: np.ndarray  # [R] int64
+    sentence: list[str]
+    word: list[str]
+    word_index: np.ndarray  # [R] int64, into the sentence's words
+    layer: np.ndarray  # [R] int64
+    relative_depth: np.ndarray  # [R] float64
+    model: list[str]
+    vectors: np.ndarray  # [R, D] float32
+
+    def __len__(self) -> int:
+        return len(self.sentence)
+
+
+def word_vectors(
+    records: Sequence[Analysis], first_id: int = 0, *, layers: Sequence[int] | None = None,
+    pooling: Pooling = "mean", target: str | None = None,
+) -> WordVectors:
+    """Pooled word vectors of records (sentence ids counted from first_id), word-major then
+    layer: every word of the first segment, or only the target's occurrences. Words cut off
+    by truncation are left out."""
+    ids, index, layer, depth, vectors = [], [], [], [], []
+    sentence, word, model = [], [], []
+    dim = records[0].hidden_states.shape[-1] if records else 0
+    for offset, record in enumerate(records):
+        chosen = np.arange(record.hidden_states.shape[0]) if layers is None else np.asarray(layers)
+        pooled, present = pool_words(record, pooling, chosen)  # [layers, words, dim]
+        first = [w for w in record.words if w.segment == 0]
+        picked = find_target(first, target) if target else range(len(first))
+        picked = [w for w in picked if present[w]]
+        n, k = len(picked), len(chosen)
+        if not n:
+            continue
+        ids.append(np.full(n * k, first_id + offset))
+        index.append(np.repeat(picked, k))
+        layer.append(np.tile(chosen, n))
+        depth.append(np.tile(record.relative_depth()[chosen], n))
+        vectors.append(pooled[:, picked].transpose(1, 0, 2).reshape(n * k, dim))
+        sentence += [record.text] * (n * k)
+        word += [record.words[w].text for w in picked for _ in range(k)]
+        model += [record.model_key] * (n * k)
+
+    def joined(parts, dtype):
+        return np.concatenate(parts).astype(dtype) if parts else np.zeros(0, dtype)
+
+    return WordVectors(
+        sentence_id=joined(ids, np.int64), sentence=sentence, word=word,
+        word_index=joined(index, np.int64), layer=joined(layer, np.int64),
+        relative_depth=joined(depth, np.float64), model=model,
+        vectors=np.concatenate(vectors).astype(np.float32) if vectors else np.zeros((0, dim), np.float32),
+    )
+
+
+def _schema():
+    import pyarrow as pa
+
+    return pa.schema(
+        [
+            ("sentence_id", pa.int64()), ("sentence", pa.string()), ("word", pa.string()),
+            ("word_index", pa.int64()), ("layer", pa.int64()), ("relative_depth", pa.float64()),
+            ("model", pa.string()), ("vector", pa.list_(pa.float32())),
+        ]
+    )
+
+
+def _arrow_table(rows: WordVectors):
+    import pyarrow as pa
+
+    dim = rows.vectors.shape[1]
+    offsets = pa.array(np.arange(len(rows) + 1, dtype=np.int32) * dim)
+    vectors = pa.ListArray.from_arrays(offsets, pa.array(rows.vectors.reshape(-1), pa.float32()))
+    columns = [
+        rows.sentence_id, rows.sentence, rows.word, rows.word_index, rows.layer,
+        rows.relative_depth, rows.model, vectors,
+    ]
+    return pa.Table.from_arrays(columns, schema=_schema())
+
+
+@dataclass(frozen=True)
+class ExtractSummary:
+    rows: int
+    sentences: int
+    missing: list[int]  # sentences where the target (if any) was not found or cut off
+    layers: list[int]
+
+
+def extract_to_parquet(
+    out: str | Path, name: str, texts: Sequence[str], *, target: str | None = None,
+    layers: str = "all", pooling: Pooling = "mean", batch_size: int = 16,
+    device: str | None = None, progress: Progress | None = None,
+) -> ExtractSummary:
+    """Write the word vectors of texts to a Parquet file (columns: see COLUMNS).
+
+    Checks the target before loading the model, so a typo costs nothing; writes chunk by
+    chunk, so memory stays bounded by one chunk's records.
+    """
+    import pyarrow.parquet as pq
+
+    if not texts:
+        raise InputError("No sentences to analyse.")
+    if target is not None:
+        where = locate_target(texts, target)
+        if not where.found:
+            raise InputError(where.absent_message())
+    out = Path(out)
+    partial = out.with_name(out.name + ".partial")  # a failed run leaves no half-written file
+    writer, chosen, written, seen = None, None, 0, set()
+    try:
+        for start, records in iter_analyses(name, texts, device=device, batch_size=batch_size, progress=progress):
+            if chosen is None:
+                chosen = parse_layers(layers, records[0].hidden_states.shape[0])
+            rows = word_vectors(records, start, layers=chosen, pooling=pooling, target=target)
+            seen.update(rows.sentence_id.tolist())
+            if not len(rows):
+                continue
+            table = _arrow_table(rows)
+            writer = writer or pq.ParquetWriter(str(partial), table.schema)
+            writer.write_table(table)
+            written += len(rows)
+    except BaseException:
+        if writer is not None:
+            writer.close()
+        partial.unlink(missing_ok=True)
+        raise
+    if writer is None:  # nothing matched (all cut off by truncation): still a readable file
+        pq.write_table(_schema().empty_table(), str(partial))
+    else:
+        writer.close()
+    partial.replace(out)
+    missing = [i for i in range(len(texts)) if i not in seen]
+    return ExtractSummary(written, len(texts), missing, chosen or [])
+
