@@ -376,3 +376,12 @@ def test_figures_and_coordinates_frame():
     sep = pd.concat([separation_by_layer(occ), separation_by_layer(occ).assign(model="other")])
     lines = separation_lines(sep, chance=0.5)
     assert len(lines.data) == 4  # two metrics × two models
+
+
+def test_tied_centroids_score_chance_not_the_tie_break():
+    from ctxlens.analysis.polysemy import nearest_centroid_accuracy
+
+    same = np.ones((6, 4))  # a context-free layer: every occurrence has the same vector
+    labels = ["a", "a", "a", "b", "b", "b"]
+    assert nearest_centroid_accuracy(same, labels, leave_one_out=True) == pytest.approx(0.5)
+    assert nearest_centroid_accuracy(same, labels, leave_one_out=False) == pytest.approx(0.5)

@@ -348,7 +348,8 @@ def nearest_centroid_accuracy(
 
     Vectors are unit-normalised, centroids are means of unit vectors. With leave_one_out,
     each point is left out of its own centroid, so a sense seen once can never be
-    recognised. NaN with fewer than two senses.
+    recognised. A point tied between k nearest centroids earns 1/k if its own is among
+    them. NaN with fewer than two senses.
     """
     labels = np.asarray(labels)
     classes, y = np.unique(labels, return_inverse=True)
@@ -370,7 +371,10 @@ def nearest_centroid_accuracy(
     with np.errstate(divide="ignore", invalid="ignore"):
         cos = dots / np.sqrt(norms2)
     cos[norms2 <= 1e-9] = -np.inf  # an empty centroid (singleton left out) cannot win
-    return float((cos.argmax(axis=1) == y).mean())
+    # Ties share the credit: identical vectors (GPT's context-free layer 0) score chance,
+    # not whatever the tie-break happens to pick.
+    tied = cos >= cos.max(axis=1, keepdims=True) - 1e-9
+    return float((tied[np.arange(len(y)), y] / tied.sum(axis=1)).mean())
 
 
 def loo_nearest_centroid_accuracy(vectors: np.ndarray, labels: Sequence) -> float:
