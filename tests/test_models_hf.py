@@ -191,6 +191,7 @@ def test_concurrent_sessions_load_a_model_once(tiny_models, monkeypatch):
 
     monkeypatch.setattr(registry, "_load", counting_load)
     name = tiny_models["bert-nsp"]
+    registry.forget_model(name)  # other tests may have loaded it already
     results, barrier = [], threading.Barrier(6)
 
     def session():
