@@ -22,11 +22,8 @@ with st.expander("Model status", expanded=False):
 
 text, second = widgets.sentence_input("The bank of the river was muddy after the storm.")
 
-if not models:
-    st.info("Pick at least one model in the sidebar.")
-    st.stop()
-text = widgets.require_text(text)
-second = widgets.require_text(second, "second sentence") if second is not None else None
+widgets.require_models(models)
+text, second = widgets.require_pair(text, second)
 
 columns = st.columns(len(models))
 for column, key in zip(columns, models):

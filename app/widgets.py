@@ -248,6 +248,18 @@ def require_text(text: str, what: str = "text") -> str:
         st.stop()
 
 
+def require_pair(text: str, second: str | None) -> tuple[str, str | None]:
+    """Both boxes of `sentence_input` checked (the second only when it is shown)."""
+    return require_text(text), (require_text(second, "second sentence") if second is not None else None)
+
+
+def require_models(models: list[str]) -> list[str]:
+    if not models:
+        st.info("Pick at least one model in the sidebar.")
+        st.stop()
+    return models
+
+
 def escape(text: str) -> str:
     """For the few places we write our own HTML with user text in it."""
     return html.escape(text, quote=True)

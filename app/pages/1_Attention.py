@@ -51,11 +51,8 @@ device = widgets.device_picker()
 models = widgets.model_picker()
 text, second = widgets.sentence_input("The bank of the river was muddy after the storm.")
 
-if not models:
-    st.info("Pick at least one model in the sidebar.")
-    st.stop()
-text = widgets.require_text(text)
-second = widgets.require_text(second, "second sentence") if second is not None else None
+widgets.require_models(models)
+text, second = widgets.require_pair(text, second)
 
 
 # Cached per analysis input (the registry returns the same record for the same input), so

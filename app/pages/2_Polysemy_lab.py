@@ -118,9 +118,7 @@ if len(sentences) < 2:
 if len(sentences) > MAX_SENTENCES:
     st.warning(f"{len(sentences)} sentences: the lab uses the first {MAX_SENTENCES}.")
     sentences = sentences[:MAX_SENTENCES]
-if not models:
-    st.info("Pick at least one model in the sidebar.")
-    st.stop()
+widgets.require_models(models)
 
 where = locate_target([s.text for s in sentences], target, which)
 if not where.found:

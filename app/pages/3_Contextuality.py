@@ -69,9 +69,7 @@ n = int(c1.number_input("Number of sentences", 2, len(available), min(60, len(av
 pooling = c2.selectbox("Sub-word pooling", ["mean", "first", "last"], key="cx_pooling")
 run = c3.button("Run", type="primary", key="cx_run")
 texts = tuple(available[:n])
-if not models:
-    st.info("Pick at least one model in the sidebar.")
-    st.stop()
+widgets.require_models(models)
 
 reports = st.session_state.setdefault(REPORTS_KEY, {})
 keys = {m: (m, device, texts, pooling) for m in models}

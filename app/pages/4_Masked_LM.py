@@ -171,8 +171,7 @@ picked = widgets.model_picker("Masked language model", families=(Family.MASKED_L
 top_k = st.sidebar.slider("Top k", 1, 20, 5, key="mlm_top_k")
 
 text, second = widgets.sentence_input(DEFAULT_TEXT, pair=True, key="mlm_text")
-text = widgets.require_text(text)
-second = widgets.require_text(second, "second sentence") if second is not None else None
+text, second = widgets.require_pair(text, second)
 
 c_mode, c_word, c_whole = st.columns([2, 2, 2])
 mode = c_mode.radio("Where is the mask?", [TYPED, PICKED], horizontal=True, key="mlm_mode")
