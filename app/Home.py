@@ -6,6 +6,19 @@ import widgets
 from ctxlens.figures.basic import hidden_norm_heatmap, token_table
 from ctxlens.models import catalog as cat
 
+EMBEDDED = ["all-MiniLM-L6-v2", "SmolLM2-135M-Instruct"]
+# (page, label, the inputs it opens on): each lesson is a link, so a teacher can also share it
+LESSONS = (
+    ("pages/4_Masked_LM.py", "What does BERT predict?",
+     {"model": "bert-base-uncased", "text": "The doctor told the [MASK] to rest for a week."}),
+    ("pages/2_Polysemy_lab.py", "Two banks", {"preset": "bank"}),
+    ("pages/1_Attention.py", "Who attends to whom?",
+     {"model": EMBEDDED, "text": "The animal didn't cross the street because it was too tired."}),
+    ("pages/6_Next_token.py", "Few-shot GPT", {"model": "SmolLM2-135M-Instruct", "view": "Few-shot lab"}),
+    ("pages/5_ELMo.py", "ELMo's three layers",
+     {"sentences": "She sat on the bank of the river.\nThe bank lent him money.\nThe plane began to bank left."}),
+)
+
 widgets.page_setup("Home")
 st.title("ctxlens: see what contextual language models do")
 st.markdown(
@@ -13,6 +26,10 @@ st.markdown(
     "models read it: their tokens, their layers, their attention and their predictions. "
     "Pick models in the sidebar; the pages on the left go deeper."
 )
+
+st.subheader("Lessons")
+for column, (page, label, params) in zip(st.columns(len(LESSONS)), LESSONS):
+    column.page_link(page, label=label, query_params=params)
 
 device = widgets.device_picker()
 models = widgets.model_picker()

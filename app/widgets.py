@@ -20,6 +20,7 @@ from ctxlens.record import Analysis
 MODELS_KEY = "ctx_models"  # session keys outside widgets survive page switches
 DEVICE_KEY = "ctx_device"
 EXTRA_KEY = "ctx_extra_models"
+LINK_KEY, LINK_TAKEN_KEY = "ctx_link", "ctx_link_taken"  # a link's inputs, and the widgets that took them
 
 
 def page_setup(title: str, icon: str = "🔎") -> None:
@@ -43,11 +44,21 @@ def _apply_url() -> None:
     if models:
         st.session_state[EXTRA_KEY] = [m for m in models if m not in cat.CATALOG]
         st.session_state[MODELS_KEY] = models
-    for name, key in (("text", "w_text"), ("pair", "w_text_pair")):
-        if url.get(name):
-            st.session_state[f"ctx_{key}"] = url[name][0]
-            st.session_state.pop(key, None)
+    # Every other input waits for the widget that reads it: see `from_link`.
+    st.session_state[LINK_KEY] = {name: values[0] for name, values in url.items() if name != "model" and values}
+    st.session_state[LINK_TAKEN_KEY] = set()
     st.session_state["ctx_url_seen"] = url
+
+
+def from_link(key: str, name: str):
+    """The value the last link we did not write gives URL parameter `name`, the first time
+    widget `key` asks for it (so a user's later change stays); else None."""
+    link = st.session_state.get(LINK_KEY, {})
+    taken = st.session_state.setdefault(LINK_TAKEN_KEY, set())
+    if name not in link or key in taken:
+        return None
+    taken.add(key)
+    return link[name]
 
 
 _PROJECTOR_CSS = """
@@ -80,12 +91,15 @@ def remember(name: str, value) -> None:
 
 
 def seeded(key: str, url_name: str, default):
-    """Seed a widget's state from, in order: this session, the URL, the default.
+    """Seed a widget's state from, in order: a new link, this session, the URL, the default.
 
     Widget state is dropped when a page that does not show the widget runs, so a mirror
     under `ctx_<key>` carries it across pages.
     """
-    if key not in st.session_state:
+    linked = from_link(key, url_name)
+    if linked is not None:
+        st.session_state[key] = linked
+    elif key not in st.session_state:
         st.session_state[key] = st.session_state.get(f"ctx_{key}", st.query_params.get(url_name, default))
     return st.session_state[key]
 
@@ -228,6 +242,8 @@ def sentence_input(default: str, pair: bool = True, key: str = "w_text") -> tupl
     second = None
     if pair:
         seeded(f"{key}_pair", "pair", "")
+        if from_link(f"{key}_pair_on", "pair"):
+            st.session_state[f"{key}_pair_on"] = True
         st.session_state.setdefault(f"{key}_pair_on", bool(st.session_state[f"{key}_pair"]))
         if st.checkbox("Add a second sentence (a pair, as for NSP or QA)", key=f"{key}_pair_on"):
             st.text_area("Second sentence", key=f"{key}_pair")

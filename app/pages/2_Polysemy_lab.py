@@ -71,6 +71,9 @@ def typed_by_hand() -> None:
 widgets.page_setup("Polysemy lab")
 umap_warm_up()
 PRESETS = load_presets()
+if (linked := widgets.from_link("lab_preset", "preset")) in PRESETS:  # a lesson link opens on its preset
+    st.session_state["lab_preset"] = linked
+    use_preset()
 st.session_state.setdefault("lab_preset", "bank")
 st.session_state.setdefault("lab_target", PRESETS["bank"].target)
 st.session_state.setdefault("lab_text", PRESETS["bank"].as_text())

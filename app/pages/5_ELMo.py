@@ -176,8 +176,9 @@ with st.expander("ELMo models on this machine", expanded=False):
 model = picked[0]
 model_notice(model, device)
 
-text = widgets.require_text(st.text_area("Sentences, one per line", DEFAULT_SENTENCES, key="elmo_text", height=110),
-                            "list of sentences")
+widgets.seeded("elmo_text", "sentences", DEFAULT_SENTENCES)  # a link may bring its sentences
+st.text_area("Sentences, one per line", key="elmo_text", height=110)
+text = widgets.require_text(widgets.keep("elmo_text", "sentences"), "list of sentences")
 sentences = [line.strip() for line in text.splitlines() if line.strip()]
 if len(sentences) > MAX_SENTENCES:
     st.warning(f"Only the first {MAX_SENTENCES} of {len(sentences)} sentences are used.")

@@ -173,6 +173,8 @@ sections = {
     "Logit lens": lambda: lens_section(lm, text),
     "Few-shot lab": lambda: few_shot_section(lm),
 }
+if (linked := widgets.from_link("nt_view", "view")) in sections:  # a lesson link opens its section
+    st.session_state["nt_view"] = linked
 # Lazy tabs: only the open one runs, so moving a sampling slider does not re-run the lens.
 for tab, section in zip(st.tabs(list(sections), key="nt_view", on_change="rerun"), sections.values()):
     if tab.open:
