@@ -47,3 +47,18 @@ def test_page_draws_without_errors(server, path):
         assert page.foreign_requests == []
         assert page.page_errors == []
         assert [e for e in page.console_errors if not e.startswith(PROBE)] == []
+
+
+def test_a_lesson_link_opens_its_page_on_the_prepared_example(server):
+    with browser_page() as page:
+        page.goto(server, timeout=60_000)
+        wait_until_idle(page)
+        page.get_by_role("link", name="Two banks").click()
+        page.wait_for_url("**/Polysemy_lab**", timeout=60_000)
+        wait_until_idle(page)
+        page.wait_for_function(
+            "document.querySelectorAll('.js-plotly-plot .main-svg').length > 0", timeout=180_000
+        )
+        assert "preset=bank" in page.url
+        assert page.locator('[data-testid="stException"]').count() == 0
+        assert page.foreign_requests == [] and page.page_errors == []
