@@ -23,12 +23,34 @@ EXTRA_KEY = "ctx_extra_models"
 LINK_KEY, LINK_TAKEN_KEY = "ctx_link", "ctx_link_taken"  # a link's inputs, and the widgets that took them
 
 
+EXPORT_FORMATS = ("png", "svg")
+
+
+def figure_config(name: str) -> dict:
+    """Plotly's camera button saves the figure under a meaningful name, in the format chosen
+    in the sidebar, at projector quality (3x for PNG)."""
+    fmt = st.session_state.get("ctx_export_format", "png")
+    safe = "".join(ch if ch.isalnum() or ch in "-_" else "_" for ch in name)[:80]
+    return {
+        "displaylogo": False,
+        "toImageButtonOptions": {"format": fmt, "filename": f"ctxlens_{safe}", "scale": 3 if fmt == "png" else 1},
+    }
+
+
+def export_format_picker() -> None:
+    fmt = st.sidebar.radio("Figure download format", EXPORT_FORMATS, horizontal=True, key="w_export_format",
+                           index=EXPORT_FORMATS.index(st.session_state.get("ctx_export_format", "png")),
+                           help="The camera icon above each figure downloads it in this format.")
+    st.session_state["ctx_export_format"] = fmt
+
+
 def page_setup(title: str, icon: str = "🔎") -> None:
     st.set_page_config(page_title=f"ctxlens · {title}", page_icon=icon, layout="wide")
     _apply_url()
     st.session_state.setdefault(MODELS_KEY, list(cat.DEFAULT_KEYS))
     st.session_state.setdefault(EXTRA_KEY, [])
     projector_toggle()
+    export_format_picker()
 
 
 def _url_now() -> dict:

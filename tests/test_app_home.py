@@ -77,3 +77,15 @@ def test_projector_mode_adds_large_font_styles(tiny_models):
     at.sidebar.toggle(key="w_projector").set_value(True).run()
     assert not at.exception
     assert any("font-size: 22px" in m.value for m in at.markdown)
+
+
+def test_figures_download_under_a_meaningful_name_in_the_chosen_format(tiny_models):
+    import json
+
+    folder = tiny_models["bert-mlm"]
+    at = _home([folder], [folder]).run()
+    at.sidebar.radio(key="w_export_format").set_value("svg").run()
+    assert not at.exception
+    config = json.loads(at.get("plotly_chart")[0].proto.config)
+    assert config["toImageButtonOptions"]["format"] == "svg"
+    assert config["toImageButtonOptions"]["filename"].startswith("ctxlens_norms_")
