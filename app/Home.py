@@ -56,4 +56,4 @@ for column, key in zip(columns, models):
             f"**{record.n_layers}** layers" + (f" · **{record.n_heads}** heads" if record.n_heads else "")
         )
         st.dataframe(token_table(record), hide_index=True, height=260, width="stretch")
-        st.plotly_chart(hidden_norm_heatmap(record), width="stretch", key=f"norms_{key}", config=widgets.figure_config(f"norms_{key}"))
+        widgets.chart(st, hidden_norm_heatmap(record), width="stretch", key=f"norms_{key}")

@@ -37,6 +37,17 @@ def figure_config(name: str) -> dict:
     }
 
 
+def chart(container, fig, key: str, **kwargs) -> None:
+    """A plotly figure that downloads as PNG/SVG (camera icon) and as numbers (CSV)."""
+    from ctxlens.figures.export import figure_csv
+
+    container.plotly_chart(fig, key=key, config=figure_config(key), **kwargs)
+    container.download_button(
+        "Numbers (CSV)", data=lambda: figure_csv(fig), file_name=f"ctxlens_{key}.csv",
+        mime="text/csv", key=f"csv_{key}", on_click="ignore", type="tertiary", icon=":material/download:",
+    )
+
+
 def export_format_picker() -> None:
     fmt = st.sidebar.radio("Figure download format", EXPORT_FORMATS, horizontal=True, key="w_export_format",
                            index=EXPORT_FORMATS.index(st.session_state.get("ctx_export_format", "png")),

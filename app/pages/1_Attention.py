@@ -163,8 +163,8 @@ def show_model(key: str, record, ident) -> None:
         if lines > MAX_SVG_LINES:
             too_many_lines("head view", lines, "it draws every head of a layer at once; shorten the "
                            "text, or use the model view with a few heads")
-            st.plotly_chart(head_heatmap(head_att, labels, causal=causal, title=head_title),
-                            key=f"att_hv_fallback_{key}", config=widgets.figure_config(f"att_hv_fallback_{key}"))
+            widgets.chart(st, head_heatmap(head_att, labels, causal=causal, title=head_title),
+                            key=f"att_hv_fallback_{key}")
         else:
             # Every layer when the whole model is small, else just the picked one (smaller page).
             layers = range(n_layers) if svg_line_count(record, "model") <= MAX_SVG_LINES else [layer]
@@ -184,8 +184,8 @@ def show_model(key: str, record, ident) -> None:
             st.info("Pick at least one head.")
         elif lines > MAX_SVG_LINES:
             too_many_lines("model view", lines, "pick fewer heads, or shorten the text")
-            st.plotly_chart(head_heatmap(head_att, labels, causal=causal, title=head_title),
-                            key=f"att_mv_fallback_{key}", config=widgets.figure_config(f"att_mv_fallback_{key}"))
+            widgets.chart(st, head_heatmap(head_att, labels, causal=causal, title=head_title),
+                            key=f"att_mv_fallback_{key}")
         else:
             if len(layers) < n_layers:
                 st.caption(f"Long input: only layer {layer} is drawn (pick the layer above).")
@@ -201,26 +201,26 @@ def show_model(key: str, record, ident) -> None:
         )
         if draw:
             grid, grid_labels = prepare(att[layer], record, drop_sinks, merge)
-            st.plotly_chart(layer_heads_grid(grid, grid_labels, causal=causal, layer=layer), key=f"att_grid_{key}", config=widgets.figure_config(f"att_grid_{key}"))
+            widgets.chart(st, layer_heads_grid(grid, grid_labels, causal=causal, layer=layer), key=f"att_grid_{key}")
         else:
             st.info(f"{n_tokens} tokens × {n_heads} heads is a heavy figure: pick one head in the "
                     "“One head” tab, or tick the box.")
     with tabs[4]:
-        st.plotly_chart(head_heatmap(head_att, labels, causal=causal, title=head_title), key=f"att_headfig_{key}", config=widgets.figure_config(f"att_headfig_{key}"))
+        widgets.chart(st, head_heatmap(head_att, labels, causal=causal, title=head_title), key=f"att_headfig_{key}")
         n = len(labels)
         k = st.number_input(
             "Line view: the k strongest edges", 1, n * n, n * n if n <= LONG_INPUT else 3 * n,
             key=f"att_k_{key}_{n}", help=f"Above {LONG_INPUT} tokens all {n}² lines are unreadable: "
             "only the strongest are drawn.",
         )
-        st.plotly_chart(attention_lines(head_att, labels, k=int(k)), key=f"att_lines_{key}", config=widgets.figure_config(f"att_lines_{key}"))
+        widgets.chart(st, attention_lines(head_att, labels, k=int(k)), key=f"att_lines_{key}")
     with tabs[5]:
         name = st.selectbox("Statistic", list(STATISTICS), format_func=STATISTICS.get, key=f"att_stat_{key}")
         values = cached_statistics(ident, record)[name]
         if np.isnan(values).all():
             st.info("This input has none of those tokens (no [SEP]/EOS, or no punctuation).")
         else:
-            st.plotly_chart(head_summary_heatmap(values, name), key=f"att_summary_{key}", config=widgets.figure_config(f"att_summary_{key}"))
+            widgets.chart(st, head_summary_heatmap(values, name), key=f"att_summary_{key}")
         st.caption("Each cell: one head's mean over all query rows (see the library's "
                    "head_statistics for the exact definitions).")
     with tabs[6]:
@@ -231,11 +231,11 @@ def show_model(key: str, record, ident) -> None:
         )
         left, right = st.columns(2)
         mean, mean_labels = prepare(mean_over_heads(att[layer:layer + 1])[0], record, drop_sinks, merge)
-        left.plotly_chart(head_heatmap(mean, mean_labels, causal=causal, title=f"mean over heads, layer {layer}"),
-                          key=f"att_mean_{key}", config=widgets.figure_config(f"att_mean_{key}"))
+        widgets.chart(left, head_heatmap(mean, mean_labels, causal=causal, title=f"mean over heads, layer {layer}"),
+                          key=f"att_mean_{key}")
         roll, roll_labels = prepare(cached_rollout(ident, record)[layer], record, drop_sinks, merge)
-        right.plotly_chart(head_heatmap(roll, roll_labels, causal=causal, title=f"rollout to layer {layer}"),
-                           key=f"att_rollout_{key}", config=widgets.figure_config(f"att_rollout_{key}"))
+        widgets.chart(right, head_heatmap(roll, roll_labels, causal=causal, title=f"rollout to layer {layer}"),
+                           key=f"att_rollout_{key}")
 
 
 tabs = st.tabs(models) if len(models) > 1 else [st.container()]

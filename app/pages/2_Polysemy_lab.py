@@ -165,8 +165,8 @@ if method == "umap" and umap_warm_up().is_alive():
         umap_warm_up().join()
 coords = {k: projected(occ.vectors[layers[k]], method, seed) for k, occ in occurrences.items()}
 titles = [f"{k} · layer {layers[k]} of {occ.vectors.shape[0] - 1}" for k, occ in occurrences.items()]
-st.plotly_chart(sense_scatter(list(coords.values()), list(occurrences.values()), titles),
-                key="lab_scatter", config=widgets.figure_config(f"{target}_scatter"), width="stretch")
+widgets.chart(st, sense_scatter(list(coords.values()), list(occurrences.values()), titles),
+                key="lab_scatter", width="stretch")
 st.caption("Hover a point for its sentence. Nearby points have similar vectors; "
            "the axes of a projection have no meaning of their own.")
 
@@ -175,8 +175,8 @@ for tab, (key, occ) in zip(st.tabs(list(occurrences)), occurrences.items()):
     with tab:
         matrix, order = cosine_matrix(occ.vectors[layers[key]], occ.senses)
         title = f"'{target}' in {key}, layer {layers[key]} (rows grouped by sense)"
-        st.plotly_chart(cosine_heatmap(matrix, [occ.senses[i] for i in order], title),
-                        key=f"lab_cosine_{key}", config=widgets.figure_config(f"lab_cosine_{key}"), width="stretch")
+        widgets.chart(st, cosine_heatmap(matrix, [occ.senses[i] for i in order], title),
+                        key=f"lab_cosine_{key}", width="stretch")
 
 st.subheader("How well the senses separate, layer by layer")
 senses = {s for occ in occurrences.values() for s in occ.senses if s != UNLABELLED}
@@ -184,7 +184,7 @@ metrics = pd.concat([separation_by_layer(occ) for occ in occurrences.values()], 
 if len(senses) < 2:
     st.info("Tag the sentences with at least two senses (`sense | sentence`) to measure separation.")
 else:
-    st.plotly_chart(separation_lines(metrics, chance=1 / len(senses)), key="lab_separation", config=widgets.figure_config("lab_separation"), width="stretch")
+    widgets.chart(st, separation_lines(metrics, chance=1 / len(senses)), key="lab_separation", width="stretch")
     st.caption("Accuracy: each occurrence, left out, is given the sense whose mean vector is nearest "
                "(cosine). Silhouette: how much closer an occurrence is to its own sense than to the "
                "nearest other sense (1 = perfectly apart, 0 = mixed).")

@@ -103,7 +103,7 @@ with plots:
     for tab, adjust in ((raw, False), (adjusted, True)):
         # A short axis title: the full one overlaps its neighbours in three narrow panels.
         figure = contextuality_lines(frame, adjusted=adjust).update_xaxes(title_text="relative depth")
-        tab.plotly_chart(figure, key=f"cx_lines_{adjust}", config=widgets.figure_config(f"cx_lines_{adjust}"), width="stretch")
+        widgets.chart(tab, figure, key=f"cx_lines_{adjust}", width="stretch")
     st.caption("Relative depth: 0 = the embedding layer, 1 = the last layer, so models of "
                "different depth share one axis. Hover a point for its layer.")
     no_types = [m for m, r in done.items() if r["n_types"].iloc[0] == 0]

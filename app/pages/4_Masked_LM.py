@@ -41,7 +41,7 @@ def fill_section(lm, text: str, whole_word: bool, top_k: int, device: str) -> No
             title = f"mask {n}: {snippet(result.text, slot.span)}"
             with column:
                 if slot.fillers:
-                    st.plotly_chart(top_k_bars(slot.fillers, title), key=f"mlm_fill_{n}", config=widgets.figure_config(f"mlm_fill_{n}"), width="stretch")
+                    widgets.chart(st, top_k_bars(slot.fillers, title), key=f"mlm_fill_{n}", width="stretch")
                 else:
                     st.info(f"Mask {n}: no whole word of {len(slot.positions)} pieces fits here.")
     st.caption(
@@ -67,7 +67,7 @@ def lens_section(lm, text: str, device: str) -> None:
     record = fill_mask(lm, text, top_k=1).record  # the text as the model reads it, masks located
     lens = mlm_logit_lens(lm, record)
     fig = logit_lens_heatmap(lens, value)
-    st.plotly_chart(fig, key="mlm_lens", config=widgets.figure_config("mlm_lens"), width="stretch")
+    widgets.chart(st, fig, key="mlm_lens", width="stretch")
 
 
 def corruption_section(lm, source: str, top_k: int) -> None:

@@ -75,7 +75,7 @@ def heatmap(frame: pd.DataFrame, title: str, key: str, cosine: bool = False) -> 
     fig.update_xaxes(type="category", title="layer" if not cosine else None)
     fig.update_yaxes(type="category", autorange="reversed")
     fig.update_layout(title=title, height=140 + 24 * len(frame), margin=dict(l=20, r=20, t=50, b=40))
-    st.plotly_chart(fig, key=key, config=widgets.figure_config(key), width="stretch")
+    widgets.chart(st, fig, key=key, width="stretch")
 
 
 def mix_controls(key: str, n_states: int) -> tuple[list[float], float]:

@@ -52,7 +52,7 @@ def reading(lm, text: str, top_k: int = 1):
 
 def next_token_section(lm, text: str, top_k: int) -> None:
     result = reading(lm, text, top_k)
-    st.plotly_chart(top_k_bars(result.candidates, "the next token after the text"), key="nt_bars", config=widgets.figure_config("nt_bars"), width="stretch")
+    widgets.chart(st, top_k_bars(result.candidates, "the next token after the text"), key="nt_bars", width="stretch")
     st.caption(
         "The model's softmax over its whole vocabulary after the last token. ␣ marks a token "
         "that starts with a space: ' Paris' and 'Paris' are different tokens."
@@ -66,7 +66,7 @@ def surprisal_section(lm, text: str) -> None:
         "token costs little; an unexpected one costs a lot. The first token has no context to "
         "be predicted from, so it is not scored (grey)."
     )
-    st.plotly_chart(surprisal_strip(s), key="nt_surprisal", config=widgets.figure_config("nt_surprisal"), width="stretch")
+    widgets.chart(st, surprisal_strip(s), key="nt_surprisal", width="stretch")
     nats = s.total_bits * math.log(2)
     st.markdown(
         f"Total: **{s.total_bits:.2f} bits** over {s.n_scored} scored tokens = {nats:.3f} nats: this "
@@ -123,7 +123,7 @@ def lens_section(lm, text: str) -> None:
     if n_tokens > len(lens.positions):
         st.caption(f"The last {len(lens.positions)} of {n_tokens} tokens.")
     fig = logit_lens_heatmap(lens, value)
-    st.plotly_chart(fig, key="nt_lens", config=widgets.figure_config("nt_lens"), width="stretch")
+    widgets.chart(st, fig, key="nt_lens", width="stretch")
 
 
 def few_shot_section(lm) -> None:
@@ -136,7 +136,7 @@ def few_shot_section(lm) -> None:
     name = st.selectbox("Task", list(presets), key="nt_preset", format_func=lambda k: presets[k]["title"])
     curve = few_shot_curve(lm, name)
     answer = curve[0][0].answer
-    st.plotly_chart(few_shot_bars(curve, answer), key="nt_few_shot", config=widgets.figure_config("nt_few_shot"), width="stretch")
+    widgets.chart(st, few_shot_bars(curve, answer), key="nt_few_shot", width="stretch")
     st.dataframe(pd.DataFrame([
         {"prompt": f"{fp.shots}-shot", "P(answer)": score.prob,
          "answer tokens": " · ".join(f"{t} {p:.1%}" for t, p in zip(score.tokens, score.token_probs))}

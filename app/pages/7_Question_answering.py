@@ -149,10 +149,10 @@ shown = st.selectbox("Window to look at", range(len(windows)), index=best_window
 window = windows[shown]
 
 st.subheader("Start and end scores over the context")
-st.plotly_chart(qa_start_end_bars(window), key="qa_bars", config=widgets.figure_config("qa_bars"), width="stretch")
+widgets.chart(st, qa_start_end_bars(window), key="qa_bars", width="stretch")
 st.subheader("Every valid span: start token × end token")
 st.caption(
     f"Cell = start score + end score. Blank cells are spans that cannot be answers: end before "
     f"start, longer than {max_answer_len} tokens, or outside the context."
 )
-st.plotly_chart(span_matrix_heatmap(window), key="qa_spans", config=widgets.figure_config("qa_spans"), width="stretch")
+widgets.chart(st, span_matrix_heatmap(window), key="qa_spans", width="stretch")
