@@ -7,6 +7,7 @@ process-wide registry, so every browser session shares one loaded copy.
 from __future__ import annotations
 
 import html
+from urllib.parse import urlencode
 
 import streamlit as st
 
@@ -48,6 +49,26 @@ def chart(container, fig, key: str, **kwargs) -> None:
     )
 
 
+SHARE_SLOT = "_ctx_share_slot"
+
+
+def share_link() -> None:
+    """The page's own address with its inputs, in a code box (which has a copy button).
+
+    Drawn into a sidebar slot made by page_setup and redrawn whenever an input is written to
+    the URL, so the link is never one interaction behind.
+    """
+    slot = st.session_state.get(SHARE_SLOT)
+    if slot is None:
+        return
+    base = (st.context.url or "").split("?")[0]
+    query = urlencode([(k, v) for k in st.query_params.keys() for v in st.query_params.get_all(k)])
+    with slot.container():
+        with st.expander("Copy a link to this view"):
+            st.code(f"{base}?{query}" if query else base, language=None, wrap_lines=True)
+            st.caption("Opening it reproduces the models and inputs of this page.")
+
+
 def export_format_picker() -> None:
     fmt = st.sidebar.radio("Figure download format", EXPORT_FORMATS, horizontal=True, key="w_export_format",
                            index=EXPORT_FORMATS.index(st.session_state.get("ctx_export_format", "png")),
@@ -62,6 +83,8 @@ def page_setup(title: str, icon: str = "🔎") -> None:
     st.session_state.setdefault(EXTRA_KEY, [])
     projector_toggle()
     export_format_picker()
+    st.session_state[SHARE_SLOT] = st.sidebar.empty()
+    share_link()
 
 
 def _url_now() -> dict:
@@ -121,6 +144,7 @@ def remember(name: str, value) -> None:
     else:
         st.query_params[name] = str(value)
     st.session_state["ctx_url_seen"] = _url_now()
+    share_link()
 
 
 def seeded(key: str, url_name: str, default):

@@ -89,3 +89,11 @@ def test_figures_download_under_a_meaningful_name_in_the_chosen_format(tiny_mode
     config = json.loads(at.get("plotly_chart")[0].proto.config)
     assert config["toImageButtonOptions"]["format"] == "svg"
     assert config["toImageButtonOptions"]["filename"].startswith("ctxlens_norms_")
+
+
+def test_copy_link_shows_the_current_inputs(tiny_models):
+    folder = tiny_models["bert-mlm"]
+    at = _home([folder], [folder]).run()
+    at.text_area[0].set_value("a cat sat.").run()
+    links = [c.value for c in at.sidebar.code]
+    assert any("text=a+cat+sat." in link for link in links)
