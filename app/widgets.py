@@ -135,6 +135,7 @@ def projector_toggle() -> bool:
         st.markdown(_PROJECTOR_CSS, unsafe_allow_html=True)  # static CSS, no user text
     return on
 
+
 def remember(name: str, value) -> None:
     """Keep an input in the URL, so that a copied link reopens the same view."""
     if value is None or value == "" or value == []:
