@@ -46,7 +46,7 @@ def test_encoder_shows_bertviz_and_heatmaps(tiny_models):
     folder = tiny_models["bert-mlm"]
     at = _run_ok(_page([folder], [folder]))
     docs = _iframes(at)
-    assert len(docs) == 2  # head view + model view
+    assert len(docs) == 3  # head view + model view + neuron view
     assert all("Content-Security-Policy" in d and "https://cdn" not in d for d in docs)
     assert '"[CLS]"' in docs[0] and '"bank"' in docs[0]  # the record's tokens went in
     # grid, head, lines, head summary, mean, rollout
@@ -54,13 +54,13 @@ def test_encoder_shows_bertviz_and_heatmaps(tiny_models):
     assert [t.label for t in at.tabs][-4:] == list(PLOTLY_TABS)
     assert any("BERT-style encoder" in m.value for m in at.markdown)
     assert any("WordPiece" in c.value for c in at.caption)
-    assert any("neuron view is not available" in i.value for i in at.info)
+    assert '"queries"' in docs[2] and '"[CLS]"' in docs[2]  # the neuron view got our q/k
 
 
 def test_causal_model_is_named_and_masked(tiny_models):
     folder = tiny_models["gpt2"]
     at = _run_ok(_page([folder], [folder]))
-    assert len(_iframes(at)) == 2
+    assert len(_iframes(at)) == 3
     assert any("GPT-style causal LM" in m.value and "earlier tokens" in m.value for m in at.markdown)
     assert any("byte-level BPE" in c.value for c in at.caption)
     head = next(c for c in at.get("plotly_chart") if '"layer 1, head 0"' in c.proto.spec)
@@ -113,7 +113,7 @@ def test_two_models_in_tabs(tiny_models):
     at = _run_ok(_page([bert, gpt2], [bert, gpt2]))
     labels = [t.label for t in at.tabs]  # depth first: a model's tab, then its views
     assert labels.index(bert) < labels.index(gpt2) and labels.count("bertviz head view") == 2
-    assert len(_iframes(at)) == 4
+    assert len(_iframes(at)) == 6
     assert len(at.get("plotly_chart")) == 12
 
 
@@ -121,7 +121,7 @@ def test_elmo_gets_an_info_not_an_error(tiny_models):
     folder = tiny_models["bert-mlm"]
     at = _run_ok(_page(["elmo-tiny-test", folder], [folder]))
     assert any("ELMo" in i.value and "no attention" in i.value for i in at.info)
-    assert len(_iframes(at)) == 2  # the BERT tab still shows its views
+    assert len(_iframes(at)) == 3  # the BERT tab still shows its views
 
 
 def test_long_input_skips_the_head_view_and_keeps_heatmaps(tiny_models, monkeypatch):
@@ -136,7 +136,7 @@ def test_long_input_skips_the_head_view_and_keeps_heatmaps(tiny_models, monkeypa
     assert any("58 tokens" in m.value for m in at.markdown)
     assert any("would draw" in i.value and "SVG lines" in i.value for i in at.info)
     docs = _iframes(at)
-    assert len(docs) == 1  # the model view, cut down to one layer and the heads that fit
+    assert len(docs) == 2  # the model view, cut down to one layer and the heads that fit; neuron view
     assert any("only layer 1 is drawn" in c.value for c in at.caption)
     assert at.multiselect(key=f"att_mv_heads_{folder}_1").value == [0]
     specs = [c.proto.spec for c in at.get("plotly_chart")]

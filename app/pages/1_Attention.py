@@ -13,6 +13,7 @@ from ctxlens.analysis.attention import (
     merge_to_words,
     present_words,
 )
+from ctxlens.analysis.neurons import query_key_vectors, supports_neuron_view
 from ctxlens.analysis.tokens import is_byte_level
 from ctxlens.figures.attention import (
     LONG_INPUT,
@@ -25,6 +26,8 @@ from ctxlens.figures.bertviz_html import (
     MAX_SVG_LINES,
     head_view_html,
     model_view_html,
+    neuron_view_height,
+    neuron_view_html,
     neuron_view_unavailable_reason,
     suggested_height,
     svg_line_count,
@@ -75,6 +78,13 @@ def cached_head_view(ident, layer, heads, layers, _record):
 @st.cache_data(max_entries=8, show_spinner="Building the bertviz model view…")
 def cached_model_view(ident, layers, heads, _record):
     return model_view_html(_record, layers=list(layers), heads=list(heads))
+
+
+@st.cache_data(max_entries=8, show_spinner="Building the bertviz neuron view…")
+def cached_neuron_view(ident, layer, head, _record):
+    key, device, text, second = ident
+    queries, keys = query_key_vectors(get_model(key, device), text, second)
+    return neuron_view_html(_record, queries, keys, layer=layer, head=head)
 
 
 def tokenization_note(key: str, record) -> str:
@@ -192,7 +202,13 @@ def show_model(key: str, record, ident) -> None:
             html = cached_model_view(ident, tuple(layers), tuple(heads), record)
             frame(html, suggested_height(record, "model", layers), f"bertviz model view of {key}")
     with tabs[2]:
-        st.info(neuron_view_unavailable_reason(record))
+        if supports_neuron_view(get_model(key, ident[1])):
+            st.caption("One head's query and key vectors (blue positive, orange negative). Hover a "
+                       "token on the left, then click the ⊕ to see q × k and the softmax for it.")
+            frame(cached_neuron_view(ident, layer, head, record), neuron_view_height(record),
+                  f"bertviz neuron view of {key}")
+        else:
+            st.info(neuron_view_unavailable_reason(record))
     with tabs[3]:
         cells = n_heads * n_tokens**2
         draw = cells <= GRID_CELLS or st.checkbox(

@@ -204,20 +204,99 @@ def suggested_height(record: Analysis, view: str, layers: list[int] | None = Non
 
 
 def neuron_view_unavailable_reason(record: Analysis) -> str:
-    """Why bertviz's neuron view cannot be shown for an analysis record (always a message).
-
-    The neuron view plots each head's query and key vectors. bertviz gets them only by
-    re-running the sentence through its own bundled copies of old BERT/GPT-2/RoBERTa
-    classes (bertviz.transformers_neuron_view), which return q and k per head; it cannot
-    take a Hugging Face transformers model or precomputed attention.
-    """
+    """Why the neuron view cannot be shown for this record's model (see analysis/neurons.py)."""
     if record.family is Family.ELMO or record.attentions is None:
         return "ELMo is a biLSTM: it has no attention heads, so there is no neuron view."
     return (
-        "The neuron view is not available: it shows each head's query and key vectors, "
-        "which bertviz computes only by re-running the text through its own bundled copy "
-        "of BERT/GPT-2 (bertviz.transformers_neuron_view) with its own tokenizer. This "
-        "explorer's models are Hugging Face transformers models and its analyses keep "
-        "attention weights and hidden states, not per-head queries and keys, so the head "
-        "and model views are shown instead."
+        "The neuron view is not available for this model. It draws each head's query and key "
+        "vectors, read here from the attention projections of BERT-family encoders (BERT, "
+        "RoBERTa, ELECTRA, ALBERT), DistilBERT and GPT-2, where softmax(q·k/√d) is the "
+        "attention itself. Llama-style models (SmolLM2, Qwen, …) rotate q and k by a "
+        "position-dependent rotary embedding after the projection, so their raw projections "
+        "would not explain the attention; the head and model views show it instead. (bertviz's "
+        "own neuron view only runs its bundled BERT/GPT-2 copies, bertviz.transformers_neuron_view.)"
     )
+
+
+# --- neuron view ---------------------------------------------------------------------------
+
+_NEURON_FILTERS = """
+  <span class="dropdown-label">Attention: </span><select id="filter">
+    <option value="all">All</option>
+    <option value="aa">Sentence A -> Sentence A</option>
+    <option value="ab">Sentence A -> Sentence B</option>
+    <option value="ba">Sentence B -> Sentence A</option>
+    <option value="bb">Sentence B -> Sentence B</option>
+  </select>"""
+
+
+def _neuron_attention(record: Analysis, queries, keys, decimals: int) -> dict:
+    """bertviz's neuron_view.get_attention structure, from our record and q/k arrays.
+
+    Per filter: left_text / right_text (query and key tokens) and, per layer, [H, Tq, Tk]
+    attention, [H, Tq, d] queries and [H, Tk, d] keys. Unlike bertviz, "ab" and "ba" get
+    their queries and keys too, so picking them in the menu does not break the page.
+    """
+    att = np.round(record.attentions.astype(np.float64), decimals)
+    q = np.round(np.asarray(queries, dtype=np.float64), decimals)
+    k = np.round(np.asarray(keys, dtype=np.float64), decimals)
+    tokens = list(record.tokens)
+    n = record.n_tokens
+    spans = {"all": (slice(0, n), slice(0, n))}
+    b = sentence_b_start(record)
+    if b is not None:
+        a_, b_ = slice(0, b), slice(b, n)
+        spans.update(aa=(a_, a_), ab=(a_, b_), ba=(b_, a_), bb=(b_, b_))
+    return {
+        name: {
+            "left_text": tokens[rows], "right_text": tokens[cols],
+            "attn": att[:, :, rows, cols].tolist(),
+            "queries": q[:, :, rows].tolist(), "keys": k[:, :, cols].tolist(),
+        }
+        for name, (rows, cols) in spans.items()
+    }
+
+
+def neuron_view_html(record: Analysis, queries, keys, layer: int | None = None, head: int | None = None,
+                     decimals: int = 3) -> str:
+    """bertviz neuron view (one head's query and key vectors) as a full offline HTML page.
+
+    queries, keys: [L, H, T, d] from `ctxlens.analysis.neurons.query_key_vectors`, for the
+    same text as the record. bertviz's own neuron_view.show needs its bundled model classes,
+    so here its page is assembled from our arrays and its neuron_view.js.
+    """
+    if record.attentions is None:
+        raise ValueError(f"{record.family.label} models have no attention to show")
+    expected = record.attentions.shape[:3]
+    if np.shape(queries)[:3] != expected or np.shape(keys)[:3] != expected:
+        raise ValueError(f"queries/keys {np.shape(queries)}, {np.shape(keys)} do not match attention {expected}")
+    js = (_package_dir("bertviz") / "neuron_view.js").read_text(encoding="utf-8")
+    js = _REQUIRE_CONFIG.sub("", js)
+    if re.search(r"https?://", js.split("*/", 1)[-1]):  # past the header comment
+        raise RuntimeError("bertviz's neuron_view.js still names a network address")
+    vis_id = f"bertviz-{uuid.uuid4().hex}"
+    params = {
+        "attention": _neuron_attention(record, queries, keys, decimals),
+        "default_filter": "all",
+        "root_div_id": vis_id,
+        "bidirectional": record.family is not Family.CAUSAL_LM,
+        "display_mode": "light",
+        "layer": layer,
+        "head": head,
+    }
+    body = (
+        f'<div id="{vis_id}" style="padding:8px;font-family:\'Helvetica Neue\', Helvetica, Arial, sans-serif;">\n'
+        '<span style="user-select:none">\n'
+        '  <span class="dropdown-label">Layer: </span><select id="layer"></select>\n'
+        '  <span class="dropdown-label">Head: </span> <select id="att_head"></select>\n'
+        f"{_NEURON_FILTERS if sentence_b_start(record) is not None else ''}\n"
+        "</span>\n<div id='vis'></div>\n</div>\n"
+        + _inline_script(f"window.bertviz_params = {json_for_script(params)};")
+        + _inline_script(js)
+    )
+    return _page(body, "white")
+
+
+def neuron_view_height(record: Analysis) -> int:
+    """Iframe height for the neuron view: HEADING_HEIGHT 42 + BOXHEIGHT 26 per token + padding."""
+    return int(42 + 26 * record.n_tokens + 100 + 50)
