@@ -174,3 +174,13 @@ def test_contextuality_own_sentences_with_html():
     _ok(at)
     assert len(_frame(at, "self_similarity")) == 3
     assert any("No word occurs in 5 or more" in w.value for w in at.warning)
+
+
+def test_lab_tsne_projection_runs_with_progress_and_is_seeded(tiny_models):
+    folder = tiny_models["bert-mlm"]
+    at = _page(LAB, [folder, "elmo-tiny-test"], [folder])
+    at.selectbox(key="lab_projection").set_value("t-SNE").run()
+    _ok(at)
+    first = _charts(at)[0]
+    at.run()  # same seed, same picture
+    assert _charts(at)[0] == first

@@ -163,7 +163,14 @@ layers = {k: int(np.abs(occ.relative_depth - depth).argmin()) for k, occ in occu
 if method == "umap" and umap_warm_up().is_alive():
     with st.spinner("Compiling UMAP (once per server start)…"):
         umap_warm_up().join()
-coords = {k: projected(occ.vectors[layers[k]], method, seed) for k, occ in occurrences.items()}
+bar = st.progress(0.0, text=f"Projecting with {method.upper()}…") if method != "pca" else None
+coords = {}
+for done, (k, occ) in enumerate(occurrences.items(), start=1):
+    coords[k] = projected(occ.vectors[layers[k]], method, seed)
+    if bar is not None:
+        bar.progress(done / len(occurrences), text=f"Projected {k} ({done} of {len(occurrences)} models)")
+if bar is not None:
+    bar.empty()
 titles = [f"{k} · layer {layers[k]} of {occ.vectors.shape[0] - 1}" for k, occ in occurrences.items()]
 widgets.chart(st, sense_scatter(list(coords.values()), list(occurrences.values()), titles),
                 key="lab_scatter", width="stretch")
