@@ -92,3 +92,19 @@ def test_a_download_that_fails_is_a_message(monkeypatch, tmp_path):
     at.run()
     assert not at.exception
     assert any("distilgpt2" in m and "no network" in m for m in _messages(at))
+
+
+def test_truncated_elmo_hdf5_is_a_message_in_the_page(monkeypatch, tmp_path):
+    from ctxlens.models.elmo_catalog import elmo_entry, elmo_paths, tiny_elmo_paths
+
+    monkeypatch.setenv("CTXLENS_CACHE", str(tmp_path))
+    options, weights = elmo_paths(elmo_entry("elmo-small"), tmp_path / "elmo")
+    options.parent.mkdir(parents=True)
+    tiny_options, tiny_weights = tiny_elmo_paths()
+    options.write_bytes(tiny_options.read_bytes())
+    weights.write_bytes(tiny_weights.read_bytes()[:4096])  # a download cut short
+    at = AppTest.from_file(str(APP / "pages/5_ELMo.py"), default_timeout=120)
+    at.session_state["ctx_models"] = ["elmo-small"]
+    at.run()
+    assert not at.exception
+    assert any("elmo-small" in m and ("corrupt" in m or "truncated" in m) for m in _messages(at)), _messages(at)
