@@ -63,7 +63,7 @@ def test_fill_mask_bars_are_the_librarys_fillers(tiny_models):
     expected = P.fill_mask(lm, "The capital of France is [MASK].", top_k=5).slots[0].fillers
     assert _labels(chart) == [html.escape(f.text, quote=False) for f in expected]
     assert "mask 1" in chart["layout"]["title"]["text"]
-    assert any("[MASK]" in c.value for c in at.code)  # what the model read
+    assert any("[MASK]" in c.value for c in at.main.code)  # what the model read
 
 
 def test_missing_mask_is_a_clear_message_and_picking_a_word_masks_it(tiny_models):
@@ -77,7 +77,7 @@ def test_missing_mask_is_a_clear_message_and_picking_a_word_masks_it(tiny_models
     at.radio(key="mlm_mode").set_value("Pick a word to mask").run()
     at.selectbox(key="mlm_word").set_value(1).run()  # "cat"
     _ok(at)
-    assert any(c.value == "the [MASK] sat on the mat." for c in at.code)
+    assert any(c.value == "the [MASK] sat on the mat." for c in at.main.code)
     assert len(_charts(at)) == 1
 
     at.checkbox(key="mlm_whole_word").check().run()  # whole words: still one chart, words as fillers
@@ -190,7 +190,7 @@ def test_masked_page_escapes_hostile_text(tiny_models):
     at.text_area(key="mlm_text").set_value("[MASK] " + HOSTILE).run()
     _ok(at)
     assert len(_charts(at)) == 1
-    assert any(HOSTILE in c.value for c in at.code)
+    assert any(HOSTILE in c.value for c in at.main.code)
     _no_raw_html(at)
 
 
@@ -236,9 +236,9 @@ def test_generation_is_streamed_and_seeded(tiny_models):
     _ok(at)
     expected = "".join(P.generate_stream(get_model(folder, "cpu"), "The capital of France is", 12, 0.7, 50, 0.95, 0))
     assert at.session_state["nt_generated"][1] == expected
-    assert any(c.value == "The capital of France is" + expected for c in at.code)
+    assert any(c.value == "The capital of France is" + expected for c in at.main.code)
     at.slider(key="nt_temperature").set_value(1.0).run()  # another setting: the old text goes
-    assert not any(c.value.startswith("The capital of France is") for c in at.code)
+    assert not any(c.value.startswith("The capital of France is") for c in at.main.code)
 
 
 def test_a_masked_lm_on_the_next_token_page_is_refused_and_smollm2_offered(tiny_models):
@@ -263,7 +263,7 @@ def test_smollm2_predicts_paris_and_few_shot_helps():
     (few,) = _charts(at)
     probs = few["data"][0]["y"]
     assert len(probs) == 3 and max(probs[1:]) > probs[0]
-    prompts = [c.value for c in at.code]
+    prompts = [c.value for c in at.main.code]
     assert len(prompts) == 3 and len(prompts[2]) > len(prompts[1]) > len(prompts[0])
 
 

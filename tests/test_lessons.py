@@ -53,7 +53,7 @@ def test_bert_lesson_fills_its_mask(lessons, tiny_models):
     assert params["model"] == ["bert-base-uncased"]
     assert "[MASK]" in params["text"][0]
     assert at.text_area(key="mlm_text").value == params["text"][0]
-    assert any(params["text"][0] in c.value for c in at.code)  # what the model read
+    assert any(params["text"][0] in c.value for c in at.main.code)  # what the model read
 
 
 def test_bert_lesson_picks_bert(lessons):
