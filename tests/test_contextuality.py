@@ -1,6 +1,7 @@
 from collections import Counter
 
 import numpy as np
+from records import word_record
 import pandas as pd
 import pytest
 
@@ -16,30 +17,14 @@ from ctxlens.analysis.contextuality import (
 from ctxlens.analysis.words import split_words
 from ctxlens.errors import InputError
 from ctxlens.figures.embeddings import contextuality_lines
-from ctxlens.record import Analysis, Family
+from ctxlens.record import Family
 
 E1, E2, E3 = np.eye(3)
 
 
 def make_record(text, word_vectors, model_key="toy"):
     """A record with one token per word: hidden_states[:, w] = word_vectors[:, w]."""
-    words = split_words(text)
-    t = len(words)
-    return Analysis(
-        model_key=model_key,
-        family=Family.CAUSAL_LM,
-        text=text,
-        text_pair=None,
-        tokens=tuple(w.text for w in words),
-        token_ids=np.arange(t),
-        offsets=np.array([(w.start, w.end) for w in words], dtype=np.int64),
-        word_ids=np.arange(t),
-        special_mask=np.zeros(t, dtype=bool),
-        segment_ids=np.zeros(t, dtype=np.int64),
-        words=tuple(words),
-        hidden_states=np.asarray(word_vectors, dtype=np.float32),
-        attentions=None,
-    )
+    return word_record(text, word_vectors, Family.CAUSAL_LM, model_key)
 
 
 def layers(*arrays):

@@ -1,6 +1,7 @@
 """Per-word layer views on records built by hand: norms, layer cosines, cross-sentence cosines, mix."""
 
 import numpy as np
+from records import word_record
 import pandas as pd
 import pytest
 
@@ -17,16 +18,7 @@ rng = np.random.default_rng(0)
 
 def elmo_record(text: str, states: np.ndarray) -> Analysis:
     """An ELMo-like record: one token per word; states [layers + 1, words, dim]."""
-    words = tuple(split_words(text))
-    n = len(words)
-    assert states.shape[1] == n
-    return Analysis(
-        model_key="hand-made", family=Family.ELMO, text=text, text_pair=None,
-        tokens=tuple(w.text for w in words), token_ids=np.full(n, -1),
-        offsets=np.array([[w.start, w.end] for w in words]), word_ids=np.arange(n),
-        special_mask=np.zeros(n, bool), segment_ids=np.zeros(n, int), words=words,
-        hidden_states=states.astype(np.float32), attentions=None,
-    )
+    return word_record(text, states)
 
 
 def subword_record(states: np.ndarray) -> Analysis:
