@@ -7,7 +7,6 @@ text: a token "<b>" must show as text, not turn the label bold.
 
 from __future__ import annotations
 
-import html
 import math
 from collections.abc import Sequence
 
@@ -16,17 +15,13 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from ..analysis.attention import STATISTICS
+from .basic import safe_label
 
 LONG_INPUT = 128  # above this many tokens, line views show only the top-k edges
 MASKED_BACKGROUND = "#d0d0d0"  # causal-mask cells are NaN gaps over this grey
 _COLORSCALE = "Blues"
 _LINE_RGB = "31, 119, 180"
 _LINE_LEVELS = 5  # line opacities are quantised to this many traces
-
-
-def safe_label(token: str) -> str:
-    """Token text that plotly shows literally: `&`, `<`, `>` become entities."""
-    return html.escape(token, quote=False)
 
 
 def axis_labels(tokens: Sequence[str]) -> list[str]:

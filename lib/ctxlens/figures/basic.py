@@ -11,9 +11,9 @@ import plotly.graph_objects as go
 from ..record import Analysis
 
 
-def safe_label(text: str) -> str:
-    """Plotly renders a subset of HTML in labels: escape user text so it shows as typed."""
-    return html.escape(text, quote=False)
+def safe_label(text) -> str:
+    """Plotly renders a subset of HTML in labels and hovers: escape user text so it shows as typed."""
+    return html.escape(str(text), quote=False)
 
 
 def token_axis(record: Analysis) -> tuple[list[int], list[str]]:

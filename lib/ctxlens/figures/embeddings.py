@@ -2,12 +2,11 @@
 
 Models of different depth are compared on relative depth (0 = embedding layer, 1 = last
 layer). User text reaches plotly only as already-escaped HTML (Occurrences.hover) or
-through `_safe`, because plotly renders a subset of HTML in hover, tick and legend text.
+through `basic.safe_label`, because plotly renders a subset of HTML in hover, tick and legend text.
 """
 
 from __future__ import annotations
 
-import html
 from collections.abc import Sequence
 
 import numpy as np
@@ -17,6 +16,7 @@ from plotly.colors import qualitative
 from plotly.subplots import make_subplots
 
 from ..analysis.polysemy import UNLABELLED, Occurrences
+from .basic import safe_label
 
 _PALETTE = qualitative.D3
 _UNLABELLED_COLOR = "#9e9e9e"
@@ -32,10 +32,6 @@ _CONTEXT_PANELS = {
         ("intra_sentence_adj", "Intra-sentence − baseline"),
     ],
 }
-
-
-def _safe(text: str) -> str:
-    return html.escape(str(text), quote=False)
 
 
 def sense_colors(senses: Sequence[str]) -> dict[str, str]:
@@ -64,7 +60,7 @@ def sense_scatter(
     if not (len(coords) == len(occurrences) == len(titles)) or not coords:
         raise ValueError("give one coords array, one Occurrences and one title per panel")
     colors = sense_colors([s for occ in occurrences for s in occ.senses])
-    fig = make_subplots(rows=1, cols=len(coords), subplot_titles=[_safe(t) for t in titles])
+    fig = make_subplots(rows=1, cols=len(coords), subplot_titles=[safe_label(t) for t in titles])
     shown = set()  # a sense appears once in the legend; clicking it toggles every panel
     for col, (xy, occ) in enumerate(zip(coords, occurrences), start=1):
         senses = np.array(occ.senses)
@@ -79,7 +75,7 @@ def sense_scatter(
                     y=xy[idx, 1],
                     mode="markers",
                     marker=dict(color=color, size=9, line=dict(width=0.5, color="white")),
-                    name=_safe(sense),
+                    name=safe_label(sense),
                     legendgroup=sense,
                     showlegend=sense not in shown,
                     hovertext=hover[idx],
@@ -110,11 +106,11 @@ def _lines(frame: pd.DataFrame, panels: list[tuple[str, str]], height: int) -> g
                     customdata=rows["layer"],
                     mode="lines+markers",
                     line=dict(color=color),
-                    name=_safe(model),
+                    name=safe_label(model),
                     legendgroup=model,
                     showlegend=col == 1,
                     hovertemplate=(
-                        f"{_safe(model)}<br>layer %{{customdata}}<br>{title}: %{{y:.3f}}"
+                        f"{safe_label(model)}<br>layer %{{customdata}}<br>{title}: %{{y:.3f}}"
                         "<extra></extra>"
                     ),
                 ),
@@ -175,7 +171,7 @@ def cosine_heatmap(
 
     senses: the sense of each row, in the matrix's order.
     """
-    labels = [f"{i}: {_safe(s)}" for i, s in enumerate(senses)]  # unique, or rows would merge
+    labels = [f"{i}: {safe_label(s)}" for i, s in enumerate(senses)]  # unique, or rows would merge
     fig = go.Figure(
         go.Heatmap(
             z=matrix,
@@ -190,7 +186,7 @@ def cosine_heatmap(
     starts = [i for i in range(len(senses)) if i == 0 or senses[i] != senses[i - 1]]
     ends = starts[1:] + [len(senses)]
     ticks = [labels[(a + b - 1) // 2] for a, b in zip(starts, ends)]
-    names = [_safe(senses[a]) for a in starts]
+    names = [safe_label(senses[a]) for a in starts]
     for boundary in starts[1:]:
         edge = boundary - 0.5
         line = dict(color="black", width=1)
@@ -198,7 +194,7 @@ def cosine_heatmap(
         fig.add_shape(type="line", y0=edge, y1=edge, x0=-0.5, x1=len(senses) - 0.5, line=line)
     fig.update_xaxes(tickvals=ticks, ticktext=names)
     fig.update_yaxes(tickvals=ticks, ticktext=names, autorange="reversed", scaleanchor="x")
-    fig.update_layout(title_text=_safe(title), height=height, margin=dict(t=50, l=20, r=20, b=20))
+    fig.update_layout(title_text=safe_label(title), height=height, margin=dict(t=50, l=20, r=20, b=20))
     return fig
 
 

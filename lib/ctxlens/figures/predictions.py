@@ -1,14 +1,13 @@
 """Plotly figures for the prediction views: top-k bars, logit lens, surprisal, QA, few-shot.
 
 Plotly renders a subset of HTML in tick labels, cell text and hover text, so every token
-passes through `esc`: a token "<b>" must read as text, not turn the label bold.
+passes through `basic.safe_label`: a token "<b>" must read as text, not turn the label bold.
 Categorical axes use "i:token" labels (or numeric positions with tick text), because two
 equal tokens would otherwise merge into one row.
 """
 
 from __future__ import annotations
 
-import html
 import math
 from collections.abc import Sequence
 
@@ -17,22 +16,19 @@ import plotly.graph_objects as go
 
 from ..analysis.predictions import AnswerScore, FewShotPrompt, Filler, LogitLens, Surprisal
 from ..analysis.qa import QAWindow
+from .basic import safe_label
 
 _CELL_TEXT_LIMIT = 600  # above this many heatmap cells, tokens show on hover only
 
 
-def esc(text: str) -> str:
-    return html.escape(str(text), quote=False)
-
-
 def _indexed(tokens: Sequence[str], indices: Sequence[int] | None = None) -> list[str]:
     indices = range(len(tokens)) if indices is None else indices
-    return [f"{i}:{esc(t)}" for i, t in zip(indices, tokens)]
+    return [f"{i}:{safe_label(t)}" for i, t in zip(indices, tokens)]
 
 
 def top_k_bars(fillers: Sequence[Filler], title: str = "") -> go.Figure:
     """Horizontal probability bars, the most probable filler on top."""
-    labels = [esc(f.text) for f in fillers]
+    labels = [safe_label(f.text) for f in fillers]
     probs = [f.prob for f in fillers]
     rows = list(range(len(fillers)))
     fig = go.Figure(go.Bar(
@@ -41,7 +37,7 @@ def top_k_bars(fillers: Sequence[Filler], title: str = "") -> go.Figure:
         hovertemplate="%{customdata}: %{x:.4f}<extra></extra>",
     ))
     fig.update_layout(
-        title=esc(title), xaxis_title="probability", height=80 + 32 * max(len(rows), 1),
+        title=safe_label(title), xaxis_title="probability", height=80 + 32 * max(len(rows), 1),
         yaxis=dict(tickvals=rows, ticktext=labels, autorange="reversed"),
         margin=dict(l=10, r=10, t=40 if title else 10, b=40),
     )
@@ -53,12 +49,12 @@ def logit_lens_heatmap(lens: LogitLens, value: str = "final_prob") -> go.Figure:
     each layer (when the answer emerges); "top_prob": each layer's own top token's
     probability. Cells show (or hover shows) that layer's top token."""
     z = {"final_prob": lens.final_prob, "top_prob": lens.top_prob}[value]
-    top = [[esc(t) for t in row] for row in lens.top_tokens]
+    top = [[safe_label(t) for t in row] for row in lens.top_tokens]
     custom = np.dstack([
         np.array(top, dtype=object),
         np.round(lens.top_prob, 4).astype(object),
         lens.final_rank.astype(object),
-        np.array([[esc(t)] * z.shape[1] for t in lens.final_tokens], dtype=object),
+        np.array([[safe_label(t)] * z.shape[1] for t in lens.final_tokens], dtype=object),
     ])
     show_text = z.size <= _CELL_TEXT_LIMIT
     fig = go.Figure(go.Heatmap(
@@ -85,7 +81,7 @@ def surprisal_strip(s: Surprisal, per_row: int = 16) -> go.Figure:
     z = np.full((rows, per_row), np.nan)
     text = np.full((rows, per_row), "", dtype=object)
     z.flat[:n] = s.bits
-    text.flat[:n] = [esc(t) for t in s.tokens]
+    text.flat[:n] = [safe_label(t) for t in s.tokens]
     finite = s.bits[np.isfinite(s.bits)]
     fig = go.Figure(go.Heatmap(
         z=z, text=text, texttemplate="%{text}", colorscale="OrRd", hoverongaps=False,
@@ -140,7 +136,7 @@ def few_shot_bars(curve: Sequence[tuple[FewShotPrompt, AnswerScore]], answer: st
         x=labels, y=probs, text=[f"{p:.1%}" for p in probs], textposition="auto",
         hovertemplate="%{x}: %{y:.4f}<extra></extra>",
     ))
-    title = f"P({esc(answer.strip())} | prompt)" if answer else "P(answer | prompt)"
+    title = f"P({safe_label(answer.strip())} | prompt)" if answer else "P(answer | prompt)"
     fig.update_layout(
         title=title, yaxis=dict(range=[0, 1], title="probability"), margin=dict(l=10, r=10, t=40, b=40)
     )
