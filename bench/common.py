@@ -18,18 +18,6 @@ WORDS = (
 ).split()
 
 
-def timed(fn, repeats: int = 5, warmup: int = 1) -> float:
-    """Median seconds of `repeats` calls after `warmup` calls."""
-    for _ in range(warmup):
-        fn()
-    samples = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        samples.append(time.perf_counter() - start)
-    return statistics.median(samples)
-
-
 def timed_side_by_side(fns: dict, repeats: int = 7, warmup: int = 2) -> dict[str, float]:
     """Median seconds of each function, calls interleaved so machine noise hits all alike."""
     for _ in range(warmup):

@@ -80,12 +80,11 @@ def _encode(lm: LoadedModel, text: str, text_pair: str | None, limit: int) -> _E
 
 def _segments(enc, n: int) -> np.ndarray:
     """0 for the first text, 1 for the second; special tokens take their neighbour's segment."""
-    seq = enc.sequence_ids()
     if enc.get("token_type_ids") is not None:
         return np.array(enc["token_type_ids"], dtype=np.int64)
     out = np.zeros(n, dtype=np.int64)
     current = 0
-    for i, s in enumerate(seq):
+    for i, s in enumerate(enc.sequence_ids()):
         current = s if s is not None else current
         out[i] = current
     return out
