@@ -33,17 +33,23 @@ def align_tokens_to_words(
     Tokens made only of whitespace (GPT's lone "Ġ", newlines) and special tokens get -1.
     """
     word_ids = np.full(len(offsets), -1, dtype=np.int64)
-    for seg in (0, 1):
-        seg_words = [(i, w) for i, w in enumerate(words) if w.segment == seg]
-        if not seg_words:
-            continue
-        starts = np.array([w.start for _, w in seg_words])
-        ends = np.array([w.end for _, w in seg_words])
-        for t in np.flatnonzero(~special_mask & (segment_ids == seg)):
-            a, b = offsets[t]
-            overlap = np.flatnonzero((starts < b) & (ends > a))
-            if overlap.size:
-                word_ids[t] = seg_words[overlap[0]][0]
+    if not words or not len(offsets):
+        return word_ids
+    starts = np.array([w.start for w in words])
+    # Words past the last token's end (cut off by truncation) overlap nothing: leave them out.
+    candidates = np.flatnonzero(starts < offsets[:, 1].max())
+    starts = starts[candidates]
+    ends = np.array([words[i].end for i in candidates])
+    segments = np.array([words[i].segment for i in candidates])
+    # [tokens, words]: same segment and overlapping characters; argmax picks the first word.
+    overlap = (
+        (segments[None, :] == np.asarray(segment_ids)[:, None])
+        & (starts[None, :] < offsets[:, 1:2])
+        & (ends[None, :] > offsets[:, 0:1])
+        & ~np.asarray(special_mask, dtype=bool)[:, None]
+    )
+    hit = overlap.any(axis=1)
+    word_ids[hit] = candidates[overlap[hit].argmax(axis=1)]
     return word_ids
 
 

@@ -23,7 +23,7 @@ TOP_K = 10
 
 
 @dataclass
-class _Encoded:
+class Encoded:
     text: str
     text_pair: str | None
     input_ids: list[int]
@@ -51,30 +51,49 @@ def analyze_batch(
     hidden_only: skip attentions and the head (embedding extraction needs neither, and the
     vocabulary softmax at every position costs more than the encoder on small models).
     """
+    return analyze_encoded(lm, encode_texts(lm, texts, text_pairs, max_tokens), hidden_only)
+
+
+def encode_texts(
+    lm: LoadedModel, texts: list[str], text_pairs: list[str | None] | None = None,
+    max_tokens: int | None = None,
+) -> list[Encoded]:
+    """Clean and tokenise each text once (callers may sort by length before the forward)."""
     pairs = text_pairs or [None] * len(texts)
     limit = min(max_tokens or lm.max_tokens, lm.max_tokens)
-    encoded = [_encode(lm, t, p, limit) for t, p in zip(texts, pairs)]
+    return [_encode(lm, t, p, limit) for t, p in zip(texts, pairs)]
+
+
+def analyze_encoded(lm: LoadedModel, encoded: list[Encoded], hidden_only: bool = False) -> list[Analysis]:
+    """One forward pass over already encoded texts, one record each."""
     outputs = _forward(lm, encoded, hidden_only)
     return [_record(lm, enc, outputs, row, hidden_only) for row, enc in enumerate(encoded)]
 
 
-def _encode(lm: LoadedModel, text: str, text_pair: str | None, limit: int) -> _Encoded:
+def _encode(lm: LoadedModel, text: str, text_pair: str | None, limit: int) -> Encoded:
     text = clean_text(text)
     text_pair = clean_text(text_pair, "second sentence") if text_pair is not None else None
-    tok = lm.tokenizer
-    full = tok(text, text_pair, add_special_tokens=True)
-    enc = tok(
-        text, text_pair, truncation="longest_first" if text_pair else True, max_length=limit,
-        return_offsets_mapping=True, return_special_tokens_mask=True,
-    )
+    enc = _tokenize(lm.tokenizer, text, text_pair, None)
+    n_full = len(enc["input_ids"])
+    if n_full > limit:  # rare: only over-long inputs pay for a second, truncating pass
+        enc = _tokenize(lm.tokenizer, text, text_pair, limit)
     ids = enc["input_ids"]
-    special = np.array(enc["special_tokens_mask"], dtype=bool) | np.isin(ids, tok.all_special_ids)
-    return _Encoded(
+    typed_specials = set(lm.tokenizer.all_special_ids)  # e.g. a [MASK] or [SEP] in the text
+    special = np.array([m or i in typed_specials for i, m in zip(ids, enc["special_tokens_mask"])], dtype=bool)
+    return Encoded(
         text=text, text_pair=text_pair, input_ids=ids,
         token_type_ids=enc.get("token_type_ids"),
         offsets=np.array(enc["offset_mapping"], dtype=np.int64).reshape(-1, 2),
         special_mask=special, segment_ids=_segments(enc, len(ids)),
-        n_tokens_full=len(full["input_ids"]), max_tokens=limit,
+        n_tokens_full=n_full, max_tokens=limit,
+    )
+
+
+def _tokenize(tok, text: str, text_pair: str | None, limit: int | None):
+    truncation = False if limit is None else "longest_first" if text_pair else True
+    return tok(
+        text, text_pair, truncation=truncation, max_length=limit,
+        return_offsets_mapping=True, return_special_tokens_mask=True,
     )
 
 
@@ -90,7 +109,7 @@ def _segments(enc, n: int) -> np.ndarray:
     return out
 
 
-def _forward(lm: LoadedModel, encoded: list[_Encoded], hidden_only: bool = False):
+def _forward(lm: LoadedModel, encoded: list[Encoded], hidden_only: bool = False):
     width = max(len(e.input_ids) for e in encoded)
     pad_id = lm.tokenizer.pad_token_id if lm.tokenizer.pad_token_id is not None else 0
     ids = torch.full((len(encoded), width), pad_id, dtype=torch.long)
@@ -116,12 +135,13 @@ def _numpy(t: torch.Tensor) -> np.ndarray:
     return t.detach().float().cpu().numpy()
 
 
-def _record(lm: LoadedModel, enc: _Encoded, out, row: int, hidden_only: bool = False) -> Analysis:
+def _record(lm: LoadedModel, enc: Encoded, out, row: int, hidden_only: bool = False) -> Analysis:
     n = len(enc.input_ids)
-    hidden = np.stack([_numpy(h[row, :n]) for h in out.hidden_states])
+    # Stacked where the tensors live, then one transfer (not one per layer from a GPU).
+    hidden = _numpy(torch.stack([h[row, :n] for h in out.hidden_states]))
     attentions = None
     if getattr(out, "attentions", None) is not None and out.attentions[0] is not None:
-        attentions = np.stack([_numpy(a[row, :, :n, :n]) for a in out.attentions])
+        attentions = _numpy(torch.stack([a[row, :, :n, :n] for a in out.attentions]))
     words = split_words(enc.text, 0) + (split_words(enc.text_pair, 1) if enc.text_pair else [])
     raw = lm.tokenizer.convert_ids_to_tokens(enc.input_ids)
     return Analysis(
@@ -136,7 +156,7 @@ def _record(lm: LoadedModel, enc: _Encoded, out, row: int, hidden_only: bool = F
     )
 
 
-def _head(lm: LoadedModel, enc: _Encoded, out, row: int, n: int) -> HeadOutput:
+def _head(lm: LoadedModel, enc: Encoded, out, row: int, n: int) -> HeadOutput:
     spec = lm.spec
     if spec.family is Family.QA and spec.can(cat.QA_SPANS):
         return HeadOutput(
@@ -162,13 +182,18 @@ def _head(lm: LoadedModel, enc: _Encoded, out, row: int, n: int) -> HeadOutput:
         token_logprobs = np.full(n, np.nan, dtype=np.float32)
         token_logprobs[1:] = _numpy(logprobs[:-1].gather(1, ids[:, None])[:, 0])
         return HeadOutput(
-            kind="next-token", **_top_k(logits), positions=np.array([n - 1]),
+            kind="next-token", **_top_k(logprobs, normalised=True), positions=np.array([n - 1]),
             logits=_numpy(logits[-1:]), token_logprobs=token_logprobs,
         )
     return HeadOutput(kind="none")
 
 
-def _top_k(logits: torch.Tensor, k: int = TOP_K) -> dict:
-    probs = torch.softmax(logits, dim=-1)
-    top = probs.topk(min(k, probs.shape[-1]), dim=-1)
+def _top_k(scores: torch.Tensor, k: int = TOP_K, normalised: bool = False) -> dict:
+    """Top-k ids and probabilities; `normalised` scores are log-probabilities already, which
+    spares a second softmax over the whole vocabulary at every position."""
+    k = min(k, scores.shape[-1])
+    if normalised:
+        top = scores.topk(k, dim=-1)
+        return {"top_ids": top.indices.cpu().numpy(), "top_probs": _numpy(top.values.exp())}
+    top = torch.softmax(scores, dim=-1).topk(k, dim=-1)
     return {"top_ids": top.indices.cpu().numpy(), "top_probs": _numpy(top.values)}

@@ -125,12 +125,28 @@ def analyze_in_batches(
     lm, texts: list[str], *, batch_size: int = 32, max_tokens: int | None = None,
     hidden_only: bool = False, progress: Progress | None = None,
 ) -> list[Analysis]:
-    """Batches of similar length (little padding to compute), results in the input order."""
-    order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
+    """Batches of similar length (little padding to compute), results in the input order.
+
+    HF texts are tokenised once up front and sorted by token count; ELMo's by characters.
+    """
+    if isinstance(lm, LoadedModel):
+        from .hf import analyze_encoded, encode_texts
+
+        encoded = encode_texts(lm, texts, None, max_tokens)
+        lengths = [len(e.input_ids) for e in encoded]
+
+        def run(chunk):
+            return analyze_encoded(lm, [encoded[i] for i in chunk], hidden_only)
+    else:
+        lengths = [len(t) for t in texts]
+
+        def run(chunk):
+            return lm.analyze_batch([texts[i] for i in chunk], None, max_tokens)
+    order = sorted(range(len(texts)), key=lengths.__getitem__)
     records: list[Analysis | None] = [None] * len(texts)
     for start in range(0, len(order), batch_size):
         chunk = order[start : start + batch_size]
-        for i, record in zip(chunk, run_analysis(lm, [texts[i] for i in chunk], None, max_tokens, hidden_only)):
+        for i, record in zip(chunk, run(chunk)):
             records[i] = record
         if progress:
             progress(min(1.0, (start + len(chunk)) / len(order)), f"Analysed {start + len(chunk)} of {len(order)}")
