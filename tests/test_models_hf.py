@@ -85,6 +85,21 @@ def test_emoji_and_cjk_pieces_are_shown_as_bytes_not_replacement_chars(loaded):
     assert set(record.word_ids.tolist()) <= {-1, 0, 1, 2, 3}
 
 
+@pytest.mark.parametrize("kind", ["bert-nsp", "gpt2"])
+def test_word_ids_are_the_first_overlapping_word_of_the_same_segment(loaded, kind):
+    """The vectorised alignment against its definition, on a truncated pair with CJK and emoji."""
+    first = "The bank 😀 北京 was muddy, " * 8
+    record = analyze(loaded(kind), first, "and the dog sat by the river." * 4, max_tokens=48)
+    assert record.truncated
+    for t, (a, b) in enumerate(record.offsets):
+        overlapping = [
+            i for i, w in enumerate(record.words)
+            if w.segment == record.segment_ids[t] and w.start < b and w.end > a
+        ]
+        expected = overlapping[0] if overlapping and not record.special_mask[t] else -1
+        assert record.word_ids[t] == expected, (t, record.tokens[t])
+
+
 def test_sentence_pair_segments(loaded):
     record = analyze(loaded("bert-nsp"), "the cat sat.", "the dog sat.")
     sep = record.tokens.index("[SEP]")
