@@ -5,18 +5,24 @@ one layer, model view of every layer and head) with their sizes, and the plotly 
 layer as JSON; then the 256/64 and 512/64 ratios. Attention is [L, H, T, T], so most
 costs should grow about T²: ×16 at 256 and ×64 at 512.
 
+Then the whole Attention page (Streamlit's AppTest, the model already loaded) after a student
+types a new sentence of each length: analysis, statistics, bertviz HTML and figures.
+
     python bench/attention_bench.py [--repeat 3]
 """
 
 from __future__ import annotations
 
 import argparse
+import sys
 import time
 
 from ctxlens.analysis.attention import attention_rollout, head_statistics
 from ctxlens.figures.attention import layer_heads_grid
 from ctxlens.figures.bertviz_html import head_view_html, model_view_html, svg_line_count
-from ctxlens.models.registry import analyze_text
+from ctxlens.models.registry import analyze_text, get_model
+
+from common import ROOT, text_of_tokens
 
 MODEL = "all-MiniLM-L6-v2"
 LENGTHS = (64, 256, 512)
@@ -51,6 +57,23 @@ def measure(n_tokens: int, repeat: int) -> dict[str, float]:
     return row
 
 
+def page_seconds(n_tokens: int) -> float:
+    """One rerun of the Attention page after a new sentence of `n_tokens` tokens is typed."""
+    from streamlit.testing.v1 import AppTest
+
+    sys.path.insert(0, str(ROOT / "app"))
+    at = AppTest.from_file(str(ROOT / "app" / "Home.py"), default_timeout=600)
+    at.session_state["ctx_models"] = [MODEL]
+    at.switch_page("pages/1_Attention.py").run()
+    # A fresh sentence per length (a word count in it), so no cached analysis or view is hit.
+    text = f"{n_tokens} " + text_of_tokens(get_model(MODEL).tokenizer, n_tokens - 1)
+    start = time.perf_counter()
+    at.text_area(key="w_text").set_value(text).run()
+    seconds = time.perf_counter() - start
+    assert not at.exception and not at.error, (at.exception, [e.value for e in at.error])
+    return seconds
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeat", type=int, default=3)
@@ -66,6 +89,9 @@ def main() -> None:
         cells = "".join(f"{v:>12,.0f}" if "lines" in name else f"{v:>12.4f}" for v in values)
         ratios = "".join(f"{v / values[0]:>10.1f}" for v in values[1:])
         print(name.ljust(width) + cells + ratios)
+    pages = [page_seconds(n) for n in LENGTHS]
+    print("page rerun s".ljust(width) + "".join(f"{v:>12.4f}" for v in pages)
+          + "".join(f"{v / pages[0]:>10.1f}" for v in pages[1:]))
 
 
 if __name__ == "__main__":

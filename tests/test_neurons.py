@@ -79,3 +79,22 @@ def test_hostile_token_stays_escaped(tiny_models):
     params = _params(html)
     assert "".join(params["attention"]["all"]["left_text"]).replace("␣", " ").count("alert") == 1
     assert params["bidirectional"] is False
+
+
+def test_long_input_carries_only_the_picked_head(tiny_models, monkeypatch):
+    import ctxlens.figures.bertviz_html as bv
+
+    lm = _load(tiny_models["bert-mlm"])
+    record = analyze(lm, TEXT)
+    q, k = query_key_vectors(lm, TEXT)
+    full_html = neuron_view_html(record, q, k, layer=1, head=1)
+    full = _params(full_html)["attention"]["all"]
+    monkeypatch.setattr(bv, "NEURON_FULL_CELLS", record.attentions.size - 1)
+    html = neuron_view_html(record, q, k, layer=1, head=1)
+    compact = _params(html)["attention"]["all"]
+    assert '<select id="layer" disabled>' in html and '<select id="att_head" disabled>' in html
+    assert compact["attn"][1][1] == full["attn"][1][1]
+    assert compact["queries"][1][1] == full["queries"][1][1] and compact["keys"][1][1] == full["keys"][1][1]
+    assert compact["attn"][0][0] == [] and compact["attn"][1][0] == []
+    assert compact["queries"][0][0] == full["queries"][0][0]  # bertviz reads the vector size there
+    assert len(html) < len(full_html)

@@ -26,6 +26,7 @@ from ctxlens.figures.bertviz_html import (
     MAX_SVG_LINES,
     head_view_html,
     model_view_html,
+    neuron_view_fits,
     neuron_view_height,
     neuron_view_html,
     neuron_view_unavailable_reason,
@@ -205,6 +206,8 @@ def show_model(key: str, record, ident) -> None:
         if supports_neuron_view(get_model(key, ident[1])):
             st.caption("One head's query and key vectors (blue positive, orange negative). Hover a "
                        "token on the left, then click the ⊕ to see q × k and the softmax for it.")
+            if not neuron_view_fits(record):
+                st.caption(f"Long input: only layer {layer}, head {head} is loaded (pick them above).")
             frame(cached_neuron_view(ident, layer, head, record), neuron_view_height(record),
                   f"bertviz neuron view of {key}")
         else:

@@ -54,6 +54,9 @@ _HACK_COMMENT = re.compile(r"; // HACK: [^\n]*")  # bertviz repeats the whole JS
 # Head view: one SVG line per head and token pair, all heads at once.
 # Model view: every layer × head thumbnail draws its T² lines.
 MAX_SVG_LINES = 400_000
+# Attention weights (layers x heads x T²) above which the neuron view carries only the picked
+# head: at 512 tokens MiniLM's every head is 19 M numbers, over 100 MB of page.
+NEURON_FULL_CELLS = 1_000_000
 
 
 def _package_dir(name: str) -> Path:
@@ -230,16 +233,15 @@ _NEURON_FILTERS = """
   </select>"""
 
 
-def _neuron_attention(record: Analysis, queries, keys, decimals: int) -> dict:
+def _neuron_attention(record: Analysis, queries, keys, decimals: int, only: tuple[int, int] | None = None) -> dict:
     """bertviz's neuron_view.get_attention structure, from our record and q/k arrays.
 
     Per filter: left_text / right_text (query and key tokens) and, per layer, [H, Tq, Tk]
     attention, [H, Tq, d] queries and [H, Tk, d] keys. Unlike bertviz, "ab" and "ba" get
     their queries and keys too, so picking them in the menu does not break the page.
+    only=(layer, head): every other head's entries are empty lists (the page keeps its layer
+    and head menus fixed), except layer 0 head 0's vectors, where bertviz reads their size.
     """
-    att = np.round(record.attentions.astype(np.float64), decimals)
-    q = np.round(np.asarray(queries, dtype=np.float64), decimals)
-    k = np.round(np.asarray(keys, dtype=np.float64), decimals)
     tokens = list(record.tokens)
     n = record.n_tokens
     spans = {"all": (slice(0, n), slice(0, n))}
@@ -247,14 +249,28 @@ def _neuron_attention(record: Analysis, queries, keys, decimals: int) -> dict:
     if b is not None:
         a_, b_ = slice(0, b), slice(b, n)
         spans.update(aa=(a_, a_), ab=(a_, b_), ba=(b_, a_), bb=(b_, b_))
+    L, H = record.attentions.shape[:2]
+
+    def nested(array, index, keep: set[tuple[int, int]]) -> list:
+        return [[np.round(np.asarray(array[layer, head], dtype=np.float64)[index], decimals).tolist()
+                 if (layer, head) in keep else [] for head in range(H)] for layer in range(L)]
+
+    every = {(layer, head) for layer in range(L) for head in range(H)}
+    picked = every if only is None else {only}
+    vectors = every if only is None else {only, (0, 0)}
     return {
         name: {
             "left_text": tokens[rows], "right_text": tokens[cols],
-            "attn": att[:, :, rows, cols].tolist(),
-            "queries": q[:, :, rows].tolist(), "keys": k[:, :, cols].tolist(),
+            "attn": nested(record.attentions, (rows, cols), picked),
+            "queries": nested(queries, rows, vectors), "keys": nested(keys, cols, vectors),
         }
         for name, (rows, cols) in spans.items()
     }
+
+
+def neuron_view_fits(record: Analysis) -> bool:
+    """Whether the neuron view can carry every head (else only the picked one)."""
+    return record.attentions is not None and record.attentions.size <= NEURON_FULL_CELLS
 
 
 def neuron_view_html(record: Analysis, queries, keys, layer: int | None = None, head: int | None = None,
@@ -263,7 +279,8 @@ def neuron_view_html(record: Analysis, queries, keys, layer: int | None = None, 
 
     queries, keys: [L, H, T, d] from `ctxlens.analysis.neurons.query_key_vectors`, for the
     same text as the record. bertviz's own neuron_view.show needs its bundled model classes,
-    so here its page is assembled from our arrays and its neuron_view.js.
+    so here its page is assembled from our arrays and its neuron_view.js. A long input
+    (see neuron_view_fits) carries only the given layer and head, with the menus fixed on them.
     """
     if record.attentions is None:
         raise ValueError(f"{record.family.label} models have no attention to show")
@@ -275,8 +292,11 @@ def neuron_view_html(record: Analysis, queries, keys, layer: int | None = None, 
     if re.search(r"https?://", js.split("*/", 1)[-1]):  # past the header comment
         raise RuntimeError("bertviz's neuron_view.js still names a network address")
     vis_id = f"bertviz-{uuid.uuid4().hex}"
+    layer, head = layer or 0, head or 0
+    only = None if neuron_view_fits(record) else (layer, head)
+    menu = "" if only is None else " disabled"
     params = {
-        "attention": _neuron_attention(record, queries, keys, decimals),
+        "attention": _neuron_attention(record, queries, keys, decimals, only),
         "default_filter": "all",
         "root_div_id": vis_id,
         "bidirectional": record.family is not Family.CAUSAL_LM,
@@ -287,8 +307,8 @@ def neuron_view_html(record: Analysis, queries, keys, layer: int | None = None, 
     body = (
         f'<div id="{vis_id}" style="padding:8px;font-family:\'Helvetica Neue\', Helvetica, Arial, sans-serif;">\n'
         '<span style="user-select:none">\n'
-        '  <span class="dropdown-label">Layer: </span><select id="layer"></select>\n'
-        '  <span class="dropdown-label">Head: </span> <select id="att_head"></select>\n'
+        f'  <span class="dropdown-label">Layer: </span><select id="layer"{menu}></select>\n'
+        f'  <span class="dropdown-label">Head: </span> <select id="att_head"{menu}></select>\n'
         f"{_NEURON_FILTERS if sentence_b_start(record) is not None else ''}\n"
         "</span>\n<div id='vis'></div>\n</div>\n"
         + _inline_script(f"window.bertviz_params = {json_for_script(params)};")
