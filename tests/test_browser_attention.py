@@ -34,3 +34,23 @@ def test_attention_page_draws_bertviz_and_plotly_offline():
         assert page.locator('[data-testid="stException"]').count() == 0
         assert page.foreign_requests == []
         assert page.page_errors == []
+
+
+def test_neuron_view_of_a_long_input_draws_the_picked_head():
+    with streamlit_server() as url, browser_page() as page:
+        page.goto(f"{url}/Attention", timeout=60_000)
+        box = page.get_by_label("Sentence", exact=True)
+        box.wait_for(timeout=60_000)
+        # About 160 MiniLM tokens: every head would be 6 x 12 x 160² > NEURON_FULL_CELLS.
+        box.fill(" ".join(["The bank of the river was muddy after the storm."] * 14))
+        box.press("Control+Enter")
+
+        page.get_by_role("tab", name="bertviz neuron view").first.click()
+        view = page.frame_locator('iframe[title="bertviz neuron view of all-MiniLM-L6-v2"]')
+        view.locator("svg text").first.wait_for(state="attached", timeout=180_000)
+        assert view.locator("svg text").count() > 2 * 150  # query and key tokens drawn
+        assert view.locator("select#layer[disabled]").count() == 1
+        assert page.get_by_text("Long input: only layer").count() >= 1
+        assert page.locator('[data-testid="stException"]').count() == 0
+        assert page.foreign_requests == []
+        assert page.page_errors == []
