@@ -13,7 +13,7 @@ import resource
 import time
 
 import torch
-from common import device_line, timed_side_by_side
+from common import device_line, finish_gpu_work, timed_side_by_side
 
 from ctxlens.analysis.contextuality import load_corpus
 from ctxlens.models.catalog import DEFAULT_KEYS
@@ -43,17 +43,17 @@ def matmul_flops(lm, sentences) -> float:
 
 
 def matmul_peak(lm, repeats: int = 10) -> float:
-    """FLOP/s of the best of `repeats` large float32 products of the model's own feed-forward
-    shape (hidden -> intermediate) on its device: the ceiling for batching."""
+    """FLOP/s of the best of `repeats` large products of the model's own feed-forward shape
+    (hidden -> intermediate), device and precision: the ceiling for batching."""
     config = lm.model.config
-    a = torch.randn(4096, config.hidden_size, device=lm.device)
-    b = torch.randn(config.hidden_size, config.intermediate_size, device=lm.device)
+    a = torch.randn(4096, config.hidden_size, device=lm.device, dtype=lm.dtype)
+    b = torch.randn(config.hidden_size, config.intermediate_size, device=lm.device, dtype=lm.dtype)
     best = float("inf")
     for _ in range(repeats):
+        finish_gpu_work()
         start = time.perf_counter()
         a @ b
-        if lm.device == "cuda":
-            torch.cuda.synchronize()
+        finish_gpu_work()
         best = min(best, time.perf_counter() - start)
     return 2.0 * a.shape[0] * a.shape[1] * b.shape[1] / best
 
@@ -73,14 +73,13 @@ def main() -> None:
             f"{t['batched']:.2f} s = {t['single'] / t['batched']:.1f}x faster  (target >= 5x)",
             flush=True,
         )
-        if lm.dtype == torch.float32:  # the peak is measured in float32
-            flops, peak = matmul_flops(lm, sentences), matmul_peak(lm)
-            print(
-                f"{'':25} batched linear layers at {flops / t['batched'] / 1e9:.0f} GFLOP/s = "
-                f"{flops / peak / t['batched']:.0%} of this device's matmul peak ({peak / 1e9:.0f} "
-                f"GFLOP/s); best ratio any batching could reach here: {t['single'] * peak / flops:.1f}x",
-                flush=True,
-            )
+        flops, peak = matmul_flops(lm, sentences), matmul_peak(lm)
+        print(
+            f"{'':25} batched linear layers at {flops / t['batched'] / 1e9:.0f} GFLOP/s = "
+            f"{flops / peak / t['batched']:.0%} of this device's {lm.dtype} matmul peak ({peak / 1e9:.0f} "
+            f"GFLOP/s); best ratio any batching could reach here: {t['single'] * peak / flops:.1f}x",
+            flush=True,
+        )
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(f"peak resident memory with the embedded defaults loaded: {peak_mb:,.0f} MB")
 

@@ -18,6 +18,14 @@ WORDS = (
 ).split()
 
 
+def finish_gpu_work() -> None:
+    """Wait for queued CUDA kernels, so a timing covers the work and not just its launch."""
+    import torch
+
+    if torch.cuda.is_available():
+        torch.cuda.synchronize()
+
+
 def timed_side_by_side(fns: dict, repeats: int = 7, warmup: int = 2) -> dict[str, float]:
     """Median seconds of each function, calls interleaved so machine noise hits all alike."""
     for _ in range(warmup):
@@ -26,8 +34,10 @@ def timed_side_by_side(fns: dict, repeats: int = 7, warmup: int = 2) -> dict[str
     samples = {name: [] for name in fns}
     for _ in range(repeats):
         for name, fn in fns.items():
+            finish_gpu_work()
             start = time.perf_counter()
             fn()
+            finish_gpu_work()
             samples[name].append(time.perf_counter() - start)
     return {name: statistics.median(values) for name, values in samples.items()}
 
