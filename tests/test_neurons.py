@@ -98,3 +98,17 @@ def test_long_input_carries_only_the_picked_head(tiny_models, monkeypatch):
     assert compact["attn"][0][0] == [] and compact["attn"][1][0] == []
     assert compact["queries"][0][0] == full["queries"][0][0]  # bertviz reads the vector size there
     assert len(html) < len(full_html)
+
+
+def test_concurrent_sessions_get_only_their_own_vectors(tiny_models):
+    """The model is shared: hooks must not collect another thread's forward pass."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    lm = _load(tiny_models["bert-mlm"])
+    texts = ["the bank", "the river bank was muddy after the storm and the rain"] * 8
+    expected = {t: query_key_vectors(lm, t) for t in set(texts)}
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        results = list(pool.map(lambda t: query_key_vectors(lm, t), texts))
+    for text, (q, k) in zip(texts, results):
+        np.testing.assert_allclose(q, expected[text][0], atol=1e-6)
+        np.testing.assert_allclose(k, expected[text][1], atol=1e-6)

@@ -15,6 +15,8 @@ so the projection outputs are not the vectors whose dot products give the attent
 
 from __future__ import annotations
 
+import threading
+
 import numpy as np
 import torch
 
@@ -76,9 +78,14 @@ def query_key_vectors(lm: LoadedModel, text: str, text_pair: str | None = None):
     if not supports_neuron_view(lm):
         raise ValueError(f"{lm.spec.key}: no neuron view for {type(lm.model).__name__} (see neurons.py)")
     queries, keys, hooks = [], [], []
+    # The model is shared by every browser session: another thread's forward pass fires these
+    # hooks too while they are registered, and must not add its vectors to ours.
+    owner = threading.get_ident()
 
     def catch(store, head_dim, part=None, size=None):
         def hook(_module, _inputs, output):
+            if threading.get_ident() != owner:
+                return
             out = output if part is None else output[..., part * size:(part + 1) * size]
             store.append(_heads(out, head_dim).detach().float().cpu().numpy())
         return hook
