@@ -23,7 +23,10 @@ from ctxlens.models.device import describe_device, pick_device
 
 HERE = Path(__file__).resolve().parent
 DOC = ROOT / "docs" / "PERFORMANCE.md"
-NOISE = re.compile(r"^(Loading weights|Writing model shards|Converting and de-quantizing)|Warning|warn\(")
+NOISE = re.compile(
+    r"^(Loading weights|Writing model shards|Converting and de-quantizing|\[transformers\])|warning|warn\(|ScriptRunContext",
+    re.IGNORECASE,
+)
 
 
 def run_script(script: Path) -> str:
@@ -44,7 +47,7 @@ def run_script(script: Path) -> str:
 
 def section(kind: str, device: str, outputs: dict[str, str]) -> str:
     today = datetime.date.today().isoformat()
-    parts = [f"<!-- bench:{kind} -->", f"## Figures on {kind.upper()}: {device}", "",
+    parts = [f"<!-- bench:{kind} -->", f"## Figures on {device}", "",
              f"Written by `make bench` on {today}; each block is one script's output, all from one run.", ""]
     for name, text in outputs.items():
         parts += [f"### `bench/{name}.py`", "", "```", text, "```", ""]
