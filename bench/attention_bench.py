@@ -17,26 +17,16 @@ import argparse
 import sys
 import time
 
+from common import ROOT, best_time, text_of_tokens
+
 from ctxlens.analysis.attention import attention_rollout, head_statistics
 from ctxlens.figures.attention import layer_heads_grid
 from ctxlens.figures.bertviz_html import head_view_html, model_view_html, svg_line_count
 from ctxlens.models.registry import analyze_text, get_model
 
-from common import ROOT, text_of_tokens
-
 MODEL = "all-MiniLM-L6-v2"
 LENGTHS = (64, 256, 512)
 TEXT = " ".join(["The bank of the river was muddy after the storm, so we walked to the town."] * 60)
-
-
-def best_time(fn, repeat: int) -> tuple[float, object]:
-    """Fastest of `repeat` runs in seconds (the least disturbed by other work), and the result."""
-    best, result = float("inf"), None
-    for _ in range(repeat):
-        start = time.perf_counter()
-        result = fn()
-        best = min(best, time.perf_counter() - start)
-    return best, result
 
 
 def measure(n_tokens: int, repeat: int) -> dict[str, float]:
@@ -61,7 +51,6 @@ def page_seconds(n_tokens: int) -> float:
     """One rerun of the Attention page after a new sentence of `n_tokens` tokens is typed."""
     from streamlit.testing.v1 import AppTest
 
-    sys.path.insert(0, str(ROOT / "app"))
     at = AppTest.from_file(str(ROOT / "app" / "Home.py"), default_timeout=600)
     at.session_state["ctx_models"] = [MODEL]
     at.switch_page("pages/1_Attention.py").run()
@@ -89,6 +78,7 @@ def main() -> None:
         cells = "".join(f"{v:>12,.0f}" if "lines" in name else f"{v:>12.4f}" for v in values)
         ratios = "".join(f"{v / values[0]:>10.1f}" for v in values[1:])
         print(name.ljust(width) + cells + ratios)
+    sys.path.insert(0, str(ROOT / "app"))  # the pages import app/widgets.py
     pages = [page_seconds(n) for n in LENGTHS]
     print("page rerun s".ljust(width) + "".join(f"{v:>12.4f}" for v in pages)
           + "".join(f"{v / pages[0]:>10.1f}" for v in pages[1:]))

@@ -10,14 +10,14 @@ peak memory with the embedded defaults loaded.
 from __future__ import annotations
 
 import resource
-import time
 
 import torch
-from common import device_line, finish_gpu_work, timed_side_by_side
+from common import best_time, device_line, timed_side_by_side
 
 from ctxlens.analysis.contextuality import load_corpus
 from ctxlens.models.catalog import DEFAULT_KEYS
 from ctxlens.models.device import pick_device
+from ctxlens.models.hf import encode_texts
 from ctxlens.models.registry import analyze_in_batches, get_model, run_analysis
 
 N_SENTENCES = 200
@@ -37,7 +37,7 @@ def matmul_flops(lm, sentences) -> float:
     """Floating-point operations of the batched pass's linear layers (2 per multiply-add),
     padding included: batches hold sentences of similar token counts, as analyze_in_batches."""
     weights = sum(m.weight.numel() for m in lm.model.base_model.modules() if isinstance(m, torch.nn.Linear))
-    lengths = sorted(len(lm.tokenizer(s)["input_ids"]) for s in sentences)
+    lengths = sorted(len(e.input_ids) for e in encode_texts(lm, sentences))
     padded = sum(max(lengths[i : i + BATCH]) * len(lengths[i : i + BATCH]) for i in range(0, len(lengths), BATCH))
     return 2.0 * weights * padded
 
@@ -48,14 +48,8 @@ def matmul_peak(lm, repeats: int = 10) -> float:
     config = lm.model.config
     a = torch.randn(4096, config.hidden_size, device=lm.device, dtype=lm.dtype)
     b = torch.randn(config.hidden_size, config.intermediate_size, device=lm.device, dtype=lm.dtype)
-    best = float("inf")
-    for _ in range(repeats):
-        finish_gpu_work()
-        start = time.perf_counter()
-        a @ b
-        finish_gpu_work()
-        best = min(best, time.perf_counter() - start)
-    return 2.0 * a.shape[0] * a.shape[1] * b.shape[1] / best
+    seconds, _ = best_time(lambda: a @ b, repeats)
+    return 2.0 * a.shape[0] * a.shape[1] * b.shape[1] / seconds
 
 
 def main() -> None:

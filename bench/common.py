@@ -26,6 +26,18 @@ def finish_gpu_work() -> None:
         torch.cuda.synchronize()
 
 
+def best_time(fn, repeat: int) -> tuple[float, object]:
+    """Fastest of `repeat` runs in seconds (the least disturbed by other work), and the result."""
+    best, result = float("inf"), None
+    for _ in range(repeat):
+        finish_gpu_work()
+        start = time.perf_counter()
+        result = fn()
+        finish_gpu_work()
+        best = min(best, time.perf_counter() - start)
+    return best, result
+
+
 def timed_side_by_side(fns: dict, repeats: int = 7, warmup: int = 2) -> dict[str, float]:
     """Median seconds of each function, calls interleaved so machine noise hits all alike."""
     for _ in range(warmup):

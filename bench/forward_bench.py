@@ -43,10 +43,7 @@ def bare_forward(lm, text: str):
 
 
 def pipeline_way(lm, pipe, text: str):
-    if lm.spec.can(cat.MLM):
-        pipe(text, top_k=5)
-    else:
-        pipe(text)
+    pipe(text)
     enc = lm.tokenizer(text, return_tensors="pt").to(lm.device)
     with torch.inference_mode():
         lm.model(**enc, output_attentions=True)
@@ -58,7 +55,8 @@ def bench(lm, label: str) -> list[str]:
 
     has_mlm = lm.spec.can(cat.MLM)
     task = "fill-mask" if has_mlm else "feature-extraction"
-    pipe = pipeline(task, model=lm.model, tokenizer=lm.tokenizer, device=lm.model.device)
+    options = {"top_k": 5} if has_mlm else {}
+    pipe = pipeline(task, model=lm.model, tokenizer=lm.tokenizer, device=lm.model.device, **options)
     lines = []
     for n in LENGTHS:
         text = text_of_tokens(lm.tokenizer, n, lm.tokenizer.mask_token if has_mlm else None)
