@@ -13,13 +13,16 @@ import streamlit as st
 
 from ctxlens.errors import CapabilityMissing, CtxlensError
 from ctxlens.models import catalog as cat
-from ctxlens.models.device import available_devices, describe_device, pick_device
+from ctxlens.models.device import available_devices, describe_device, pick_device, requested_dtype
 from ctxlens.models.loading import hub_offline
 from ctxlens.models.registry import analyze_text, get_model, model_status
 from ctxlens.record import Analysis
 
 MODELS_KEY = "ctx_models"  # session keys outside widgets survive page switches
 DEVICE_KEY = "ctx_device"
+DTYPE_KEY = "ctx_dtype"
+PRECISIONS = {"auto": "float32 (the model's numbers)", "bfloat16": "bfloat16 (half: faster on a GPU, numbers move)",
+              "float16": "float16 (half: faster on a GPU, numbers move)"}
 EXTRA_KEY = "ctx_extra_models"
 LINK_KEY, LINK_TAKEN_KEY = "ctx_link", "ctx_link_taken"  # a link's inputs, and the widgets that took them
 
@@ -190,7 +193,24 @@ def device_picker() -> str:
     device = pick_device(choice)
     st.session_state[DEVICE_KEY] = device
     st.sidebar.caption(describe_device(device))
+    precision_picker()
     return device
+
+
+def precision_picker() -> str:
+    """float32 unless the user asks for half precision (CTXLENS_DTYPE sets the default)."""
+    default = requested_dtype()
+    options = list(PRECISIONS) if default in PRECISIONS else [default, *PRECISIONS]
+    st.session_state.setdefault("w_dtype", st.session_state.get(DTYPE_KEY, default))
+    choice = st.sidebar.selectbox("Precision", options, key="w_dtype", format_func=lambda o: PRECISIONS.get(o, o),
+                                  help="float32 shows the model's own numbers on every device; half precision "
+                                       "runs faster on a GPU but attention, probabilities and vectors move.")
+    st.session_state[DTYPE_KEY] = choice
+    return choice
+
+
+def precision() -> str | None:
+    return st.session_state.get(DTYPE_KEY)
 
 
 def model_picker(label: str = "Models", families=None, multi: bool = True) -> list[str]:
@@ -267,7 +287,7 @@ def load_model(key: str, device: str):
         bar.progress(min(max(fraction, 0.0), 1.0), text=message)
 
     try:
-        return get_model(key, device, progress)
+        return get_model(key, device, progress, precision())
     except Exception as exc:  # every failure becomes a message in the page
         show_error(exc)
         return None
@@ -281,16 +301,24 @@ def analyze(key: str, text: str, text_pair: str | None = None, device: str | Non
     if load_model(key, device) is None:
         return None
     try:
-        record = analyze_text(key, text, text_pair, device=device)
+        record = analyze_text(key, text, text_pair, device=device, dtype=precision())
     except Exception as exc:
         show_error(exc)
         return None
     if record.truncated:
-        st.warning(
-            f"{key}: the text has {record.n_tokens_full:,} tokens; this model reads at most "
-            f"{record.max_tokens:,}, so it was truncated."
-        )
+        st.warning(cut_message(key, record))
     return record
+
+
+def cut_message(key: str, record: Analysis) -> str:
+    """What was cut, and why: the model's own limit, or the interactive one."""
+    model_limit = getattr(get_model(key, st.session_state.get(DEVICE_KEY), None, precision()), "max_tokens", 0)
+    unit = "words" if record.family.value == "elmo" else "tokens"
+    why = (f"this model reads at most {model_limit:,}" if record.max_tokens >= model_limit else
+           f"interactive views analyse at most {record.max_tokens:,} (the model reads up to {model_limit:,}; "
+           "CTXLENS_MAX_TOKENS sets the limit)")
+    return (f"{key}: the text has {record.n_tokens_full:,} {unit}; {why}, so only the first "
+            f"{record.n_tokens:,} were analysed.")
 
 
 def sentence_input(default: str, pair: bool = True, key: str = "w_text") -> tuple[str, str | None]:

@@ -17,7 +17,7 @@ from common import best_time, device_line, timed_side_by_side
 from ctxlens.analysis.contextuality import load_corpus
 from ctxlens.models.catalog import DEFAULT_KEYS
 from ctxlens.models.device import pick_device
-from ctxlens.models.hf import encode_texts
+from ctxlens.backends.hf import encode_texts
 from ctxlens.models.registry import analyze_in_batches, get_model, run_analysis
 
 N_SENTENCES = 200

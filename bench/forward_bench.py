@@ -17,7 +17,7 @@ from common import device_line, ratio_line, text_of_tokens, timed_side_by_side
 
 from ctxlens.models import catalog as cat
 from ctxlens.models.device import pick_device
-from ctxlens.models.hf import analyze
+from ctxlens.backends.hf import analyze
 from ctxlens.models.loading import load_hf, spec_for
 from ctxlens.models.registry import get_model
 

@@ -3,7 +3,7 @@
 import numpy as np
 
 from ctxlens.analysis.words import split_words
-from ctxlens.record import Analysis, Family
+from ctxlens.record import Activations, Analysis, Family
 
 
 def word_record(text: str, states, family: Family = Family.ELMO, model_key: str = "hand-made") -> Analysis:
@@ -17,5 +17,5 @@ def word_record(text: str, states, family: Family = Family.ELMO, model_key: str 
         tokens=tuple(w.text for w in words), token_ids=np.arange(n),
         offsets=np.array([[w.start, w.end] for w in words], dtype=np.int64).reshape(n, 2),
         word_ids=np.arange(n), special_mask=np.zeros(n, dtype=bool),
-        segment_ids=np.zeros(n, dtype=np.int64), words=words, hidden_states=states, attentions=None,
+        segment_ids=np.zeros(n, dtype=np.int64), words=words, acts=Activations.from_arrays(states),
     )

@@ -18,7 +18,7 @@ from ctxlens.figures.bertviz_html import (
     svg_line_count,
     vendored_scripts,
 )
-from ctxlens.record import Analysis, Family
+from ctxlens.record import Activations, Analysis, Family
 
 CHROMIUM = Path("/usr/bin/chromium")
 HOSTILE = (
@@ -52,8 +52,8 @@ def make_record(tokens=HOSTILE, layers=2, heads=3, pair_at=4, family=Family.MASK
         special_mask=np.array([t.startswith("[") for t in tokens]),
         segment_ids=segments,
         words=(),
-        hidden_states=np.zeros((layers + 1, n, 4), dtype=np.float32),
-        attentions=att if with_attention else None,
+        acts=Activations.from_arrays(np.zeros((layers + 1, n, 4), dtype=np.float32),
+                                     att if with_attention else None),
     )
 
 
@@ -144,7 +144,7 @@ def test_elmo_has_no_attention_views():
 
 def test_neuron_view_explains_why_it_is_unavailable():
     message = neuron_view_unavailable_reason(make_record())
-    assert "query and key" in message and "transformers_neuron_view" in message
+    assert "queries and keys" in message and "not available" in message
 
 
 def test_size_helpers():

@@ -21,7 +21,7 @@ def test_bars_and_points_keep_their_text():
 
 
 def test_a_real_figure_exports_every_value():
-    from ctxlens.record import Analysis, Family, Word
+    from ctxlens.record import Activations, Analysis, Family, Word
 
     hidden = np.arange(2 * 3 * 4, dtype=np.float32).reshape(2, 3, 4)
     record = Analysis(
@@ -29,7 +29,7 @@ def test_a_real_figure_exports_every_value():
         tokens=("[CLS]", "a", "b"), token_ids=np.arange(3), offsets=np.array([[0, 0], [0, 1], [2, 3]]),
         word_ids=np.array([-1, 0, 1]), special_mask=np.array([True, False, False]),
         segment_ids=np.zeros(3, int), words=(Word("a", 0, 1), Word("b", 2, 3)),
-        hidden_states=hidden, attentions=None,
+        acts=Activations.from_arrays(hidden),
     )
     csv = figure_csv(hidden_norm_heatmap(record))
     lines = csv.strip().splitlines()

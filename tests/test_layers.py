@@ -11,7 +11,7 @@ from ctxlens.analysis.layers import (
 )
 from ctxlens.analysis.mix import scalar_mix
 from ctxlens.analysis.words import split_words
-from ctxlens.record import Analysis, Family
+from ctxlens.record import Activations, Analysis, Family
 
 rng = np.random.default_rng(0)
 
@@ -31,8 +31,7 @@ def subword_record(states: np.ndarray) -> Analysis:
         model_key="hand-made-bert", family=Family.MASKED_LM, text=text, text_pair=None,
         tokens=("[CLS]", "un", "##believ", "##able", "bank", "[SEP]"), token_ids=np.arange(6),
         offsets=offsets, word_ids=np.array([-1, 0, 0, 0, 1, -1]), special_mask=special,
-        segment_ids=np.zeros(6, int), words=words, hidden_states=states.astype(np.float32),
-        attentions=None,
+        segment_ids=np.zeros(6, int), words=words, acts=Activations.from_arrays(states.astype(np.float32)),
     )
 
 

@@ -5,7 +5,9 @@ import pytest
 
 from ctxlens.errors import InputError, ModelUnavailable
 from ctxlens.models import catalog as cat
-from ctxlens.models.hf import analyze, analyze_batch
+from ctxlens.backends.hf import analyze
+from ctxlens.models.registry import run_analysis
+from ctxlens.record import ATTN, LOGITS, RESID
 from ctxlens.models.loading import load_hf, spec_for
 from ctxlens.record import Family
 
@@ -125,7 +127,7 @@ def test_batched_equals_one_at_a_time(loaded):
     texts = ["The bank.", "The river bank was wet after the rain.", "A cat sat on the mat."]
     for kind in ("bert-mlm", "gpt2", "bert-qa"):
         lm = loaded(kind)
-        batched = analyze_batch(lm, texts)
+        batched = run_analysis(lm, texts, None, None)
         for text, rec in zip(texts, batched):
             single = analyze(lm, text)
             assert rec.tokens == single.tokens
@@ -200,9 +202,9 @@ def test_concurrent_sessions_load_a_model_once(tiny_models, monkeypatch):
     calls = []
     real_load = registry._load
 
-    def counting_load(spec, device, progress):
+    def counting_load(spec, device, progress, dtype):
         calls.append(spec.key)
-        return real_load(spec, device, progress)
+        return real_load(spec, device, progress, dtype)
 
     monkeypatch.setattr(registry, "_load", counting_load)
     name = tiny_models["bert-nsp"]
@@ -228,9 +230,13 @@ def test_hidden_only_records_equal_the_full_ones(loaded):
     texts = ["The bank.", "The river bank was wet after the rain."]
     for kind in ("bert-nsp", "gpt2"):
         lm = loaded(kind)
-        for light, full in zip(analyze_batch(lm, texts, hidden_only=True), analyze_batch(lm, texts)):
-            assert light.attentions is None and light.head.kind == "none"
+        for light, full in zip(run_analysis(lm, texts, None, None, True), run_analysis(lm, texts, None, None)):
+            # Only the hidden states are computed; anything else runs its forward on request.
+            assert light.acts.computed(RESID) and not light.acts.computed(ATTN)
+            assert not light.acts.computed(LOGITS)
             np.testing.assert_allclose(light.hidden_states, full.hidden_states, atol=1e-5)
+            np.testing.assert_allclose(light.attentions, full.attentions, atol=1e-6)
+            np.testing.assert_allclose(light.head.top_probs, full.head.top_probs, atol=1e-5)
 
 
 def test_length_sorted_batches_keep_the_input_order(tiny_models):

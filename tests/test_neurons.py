@@ -8,7 +8,7 @@ import pytest
 
 from ctxlens.analysis.neurons import query_key_vectors, supports_neuron_view
 from ctxlens.figures.bertviz_html import neuron_view_html
-from ctxlens.models.hf import analyze
+from ctxlens.backends.hf import analyze
 from ctxlens.models.loading import load_hf, spec_for
 
 TEXT = "The river bank was wet after the rain."
@@ -30,15 +30,16 @@ def _softmax_attention(q, k, causal):
     return e / e.sum(-1, keepdims=True)
 
 
-@pytest.mark.parametrize("kind, pair", [("bert-mlm", None), ("bert-mlm", "Who sat on the mat?"), ("gpt2", None)])
+@pytest.mark.parametrize("kind, pair", [("bert-mlm", None), ("bert-mlm", "Who sat on the mat?"), ("gpt2", None),
+                                        ("llama", None), ("roberta", "Who sat on the mat?"), ("distilbert", None)])
 def test_queries_and_keys_reproduce_attention(tiny_models, kind, pair):
     lm = _load(tiny_models[kind])
     assert supports_neuron_view(lm)
     record = analyze(lm, TEXT, pair)
-    q, k = query_key_vectors(lm, TEXT, pair)
+    q, k = query_key_vectors(analyze(lm, TEXT, pair))
     L, H, T, _ = record.attentions.shape
     assert q.shape[:3] == k.shape[:3] == (L, H, T)
-    att = _softmax_attention(q.astype(np.float64), k.astype(np.float64), causal=kind == "gpt2")
+    att = _softmax_attention(q.astype(np.float64), k.astype(np.float64), causal=kind in ("gpt2", "llama"))
     np.testing.assert_allclose(att, record.attentions, atol=1e-5)
 
 
@@ -51,7 +52,7 @@ def test_neuron_view_page_is_offline_and_complete(tiny_models):
     lm = _load(tiny_models["bert-mlm"])
     pair = "Who sat on the mat?"
     record = analyze(lm, TEXT, pair)
-    q, k = query_key_vectors(lm, TEXT, pair)
+    q, k = query_key_vectors(analyze(lm, TEXT, pair))
     html = neuron_view_html(record, q, k, layer=1, head=0)
     assert not re.search(r"<script[^>]*\bsrc=", html, re.IGNORECASE)
     assert "https://cdn" not in html  # bertviz's require.config is cut out
@@ -70,7 +71,7 @@ def test_neuron_view_page_is_offline_and_complete(tiny_models):
 def test_hostile_token_stays_escaped(tiny_models):
     lm = _load(tiny_models["gpt2"])
     record = analyze(lm, HOSTILE)
-    q, k = query_key_vectors(lm, HOSTILE)
+    q, k = query_key_vectors(analyze(lm, HOSTILE))
     html = neuron_view_html(record, q, k)
     assert html.lower().count("</script") == 5  # d3, jQuery, shim, params, neuron_view.js: no more
     data = html.split("window.bertviz_params = ", 1)[1].split("</script>", 1)[0]
@@ -86,7 +87,7 @@ def test_long_input_carries_only_the_picked_head(tiny_models, monkeypatch):
 
     lm = _load(tiny_models["bert-mlm"])
     record = analyze(lm, TEXT)
-    q, k = query_key_vectors(lm, TEXT)
+    q, k = query_key_vectors(analyze(lm, TEXT))
     full_html = neuron_view_html(record, q, k, layer=1, head=1)
     full = _params(full_html)["attention"]["all"]
     monkeypatch.setattr(bv, "NEURON_FULL_CELLS", record.attentions.size - 1)
@@ -101,14 +102,14 @@ def test_long_input_carries_only_the_picked_head(tiny_models, monkeypatch):
 
 
 def test_concurrent_sessions_get_only_their_own_vectors(tiny_models):
-    """The model is shared: hooks must not collect another thread's forward pass."""
+    """The model is shared: one thread's forward must not collect another's queries and keys."""
     from concurrent.futures import ThreadPoolExecutor
 
     lm = _load(tiny_models["bert-mlm"])
     texts = ["the bank", "the river bank was muddy after the storm and the rain"] * 8
-    expected = {t: query_key_vectors(lm, t) for t in set(texts)}
+    expected = {t: query_key_vectors(analyze(lm, t)) for t in set(texts)}
     with ThreadPoolExecutor(max_workers=4) as pool:
-        results = list(pool.map(lambda t: query_key_vectors(lm, t), texts))
+        results = list(pool.map(lambda t: query_key_vectors(analyze(lm, t)), texts))
     for text, (q, k) in zip(texts, results):
         np.testing.assert_allclose(q, expected[text][0], atol=1e-6)
         np.testing.assert_allclose(k, expected[text][1], atol=1e-6)

@@ -9,7 +9,7 @@ import transformers as tf
 from ctxlens.analysis import qa
 from ctxlens.errors import CapabilityMissing, InputError
 from ctxlens.figures import predictions as F
-from ctxlens.models.hf import analyze
+from ctxlens.backends.hf import analyze
 from ctxlens.models.loading import load_hf, spec_for
 
 

@@ -98,6 +98,48 @@ def save_gpt2(folder: Path) -> Path:
     return folder
 
 
+def save_llama(folder: Path) -> Path:
+    """A Llama-style decoder: rotary positions, grouped-query attention (4 query heads, 2 keys)."""
+    torch.manual_seed(0)
+    folder.mkdir(parents=True, exist_ok=True)
+    tokenizer = gpt2_tokenizer(folder)
+    config = tf.LlamaConfig(
+        vocab_size=len(tokenizer), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+        num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=64,
+        bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
+    )
+    tf.LlamaForCausalLM(config).eval().save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    return folder
+
+
+def save_roberta(folder: Path) -> Path:
+    """RoBERTa: byte-level BPE, <s> … </s></s> … </s> pairs, positions offset past padding."""
+    torch.manual_seed(0)
+    folder.mkdir(parents=True, exist_ok=True)
+    bpe = gpt2_tokenizer(folder)
+    # RoBERTa's layout: <s> <pad> </s> <unk> first (pad id 1 indexes the position table too).
+    pieces = ["<s>", "<pad>", "</s>", "<unk>"] + sorted(bpe.get_vocab(), key=bpe.get_vocab().get) + ["<mask>"]
+    vocab = {piece: i for i, piece in enumerate(dict.fromkeys(pieces))}
+    merges = [tuple(line.split()) for line in (folder / "merges.txt").read_text().splitlines()[1:] if line]
+    tokenizer = tf.RobertaTokenizer(vocab=vocab, merges=merges)
+    config = tf.RobertaConfig(vocab_size=len(vocab), max_position_embeddings=66, pad_token_id=tokenizer.pad_token_id,
+                              bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id, **_SIZE)
+    tf.RobertaForMaskedLM(config).eval().save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    return folder
+
+
+def save_distilbert(folder: Path) -> Path:
+    torch.manual_seed(0)
+    tokenizer, vocab_size = bert_tokenizer()
+    config = tf.DistilBertConfig(vocab_size=vocab_size, dim=32, n_layers=2, n_heads=2, hidden_dim=64,
+                                 max_position_embeddings=64)
+    tf.DistilBertForMaskedLM(config).eval().save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    return folder
+
+
 def build_all(root: Path) -> dict[str, Path]:
     return {
         "bert-mlm": save_bert(root / "bert-mlm", "mlm"),
@@ -106,4 +148,7 @@ def build_all(root: Path) -> dict[str, Path]:
         "bert-qa": save_bert(root / "bert-qa", "qa"),
         "bert-fake-mlm": save_bert_claiming_missing_head(root / "bert-fake-mlm"),
         "gpt2": save_gpt2(root / "gpt2"),
+        "llama": save_llama(root / "llama"),
+        "roberta": save_roberta(root / "roberta"),
+        "distilbert": save_distilbert(root / "distilbert"),
     }

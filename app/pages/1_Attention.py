@@ -4,16 +4,9 @@ import numpy as np
 import streamlit as st
 
 import widgets
-from ctxlens.analysis.attention import (
-    STATISTICS,
-    attention_rollout,
-    drop_special_sinks,
-    head_statistics,
-    mean_over_heads,
-    merge_to_words,
-    present_words,
-)
-from ctxlens.analysis.neurons import query_key_vectors, supports_neuron_view
+from ctxlens.analysis.attention import STATISTICS, drop_special_sinks, merge_to_words, present_words
+from ctxlens.analysis.neurons import supports_neuron_view
+from ctxlens.cache import cached
 from ctxlens.analysis.tokens import is_byte_level
 from ctxlens.figures.attention import (
     LONG_INPUT,
@@ -33,6 +26,7 @@ from ctxlens.figures.bertviz_html import (
     suggested_height,
     svg_line_count,
 )
+from ctxlens.methods.attention import head_statistics, mean_over_heads, rollout
 from ctxlens.models import catalog as cat
 from ctxlens.models.registry import get_model
 from ctxlens.record import Family
@@ -59,38 +53,28 @@ widgets.require_models(models)
 text, second = widgets.require_pair(text, second)
 
 
-# Cached per analysis input (the registry returns the same record for the same input), so
-# moving a slider does not recompute statistics or rebuild megabytes of bertviz HTML.
-@st.cache_data(max_entries=8, show_spinner=False)
-def cached_statistics(ident, _record):
-    return head_statistics(_record.attentions, _record.special_mask, _record.tokens)
+# Kept in the library's one byte-bounded cache, per analysis input, so moving a slider does
+# not recompute statistics or rebuild megabytes of bertviz HTML.
+def cached_head_view(ident, layer, heads, layers, record):
+    return cached(("head_view", ident, layer, heads, layers),
+                  lambda: head_view_html(record, layer=layer, heads=list(heads), layers=list(layers)))
 
 
-@st.cache_data(max_entries=8, show_spinner=False)
-def cached_rollout(ident, _record):
-    return attention_rollout(_record.attentions)
+def cached_model_view(ident, layers, heads, record):
+    return cached(("model_view", ident, layers, heads),
+                  lambda: model_view_html(record, layers=list(layers), heads=list(heads)))
 
 
-@st.cache_data(max_entries=8, show_spinner="Building the bertviz head view…")
-def cached_head_view(ident, layer, heads, layers, _record):
-    return head_view_html(_record, layer=layer, heads=list(heads), layers=list(layers))
-
-
-@st.cache_data(max_entries=8, show_spinner="Building the bertviz model view…")
-def cached_model_view(ident, layers, heads, _record):
-    return model_view_html(_record, layers=list(layers), heads=list(heads))
-
-
-@st.cache_data(max_entries=8, show_spinner="Building the bertviz neuron view…")
-def cached_neuron_view(ident, layer, head, _record):
-    key, device, text, second = ident
-    queries, keys = query_key_vectors(get_model(key, device), text, second)
-    return neuron_view_html(_record, queries, keys, layer=layer, head=head)
+def cached_neuron_view(ident, layer, head, record):
+    # A long input carries one head: the key then names it (else every head is in the page).
+    picked = (layer, head) if not neuron_view_fits(record) else None
+    return cached(("neuron_view", ident, picked),
+                  lambda: neuron_view_html(record, layer=layer, head=head))
 
 
 def tokenization_note(key: str, record) -> str:
     """What the tokens are: the tokenizer's algorithm and the marks it leaves in the tokens."""
-    tokenizer = get_model(key, device).tokenizer  # already loaded: analyze() came first
+    tokenizer = get_model(key, device, None, widgets.precision()).tokenizer  # already loaded: analyze() came first
     algorithm = type(getattr(getattr(tokenizer, "backend_tokenizer", None), "model", None)).__name__
     if algorithm == "BPE" and is_byte_level(tokenizer):
         kind = "byte-level BPE sub-words: ␣ marks a piece that starts with a space; a character " \
@@ -142,7 +126,7 @@ def show_model(key: str, record, ident) -> None:
     causal = record.family is Family.CAUSAL_LM
     n_tokens, n_layers, n_heads = record.n_tokens, record.n_layers, record.n_heads
     st.markdown(
-        f"**{record.family.label}** · {n_tokens} tokens · {n_layers} layers × {n_heads} heads"
+        f"**{record.family.label}** · {n_tokens} tokens · {n_layers} layers × {n_heads} heads · {record.precision}"
         + (" · causal: each token attends only to itself and earlier tokens" if causal else "")
     )
     st.caption(tokenization_note(key, record))
@@ -161,8 +145,7 @@ def show_model(key: str, record, ident) -> None:
         "the **mean** over its pieces (each piece is one view of where the word looks). Special "
         "tokens are dropped, so merged rows sum to less than 1 unless sinks are removed."
     )
-    att = record.attentions
-    head_att, labels = prepare(att[layer, head], record, drop_sinks, merge)
+    head_att, labels = prepare(record.attention(layer, head), record, drop_sinks, merge)
     head_title = f"layer {layer}, head {head}"
 
     tabs = st.tabs([
@@ -203,7 +186,7 @@ def show_model(key: str, record, ident) -> None:
             html = cached_model_view(ident, tuple(layers), tuple(heads), record)
             frame(html, suggested_height(record, "model", layers), f"bertviz model view of {key}")
     with tabs[2]:
-        if supports_neuron_view(get_model(key, ident[1])):
+        if supports_neuron_view(record):
             st.caption("One head's query and key vectors (blue positive, orange negative). Hover a "
                        "token on the left, then click the ⊕ to see q × k and the softmax for it.")
             if not neuron_view_fits(record):
@@ -219,7 +202,7 @@ def show_model(key: str, record, ident) -> None:
             key=f"att_grid_anyway_{key}",
         )
         if draw:
-            grid, grid_labels = prepare(att[layer], record, drop_sinks, merge)
+            grid, grid_labels = prepare(record.attention(layer), record, drop_sinks, merge)
             widgets.chart(st, layer_heads_grid(grid, grid_labels, causal=causal, layer=layer), key=f"att_grid_{key}")
         else:
             st.info(f"{n_tokens} tokens × {n_heads} heads is a heavy figure: pick one head in the "
@@ -235,7 +218,7 @@ def show_model(key: str, record, ident) -> None:
         widgets.chart(st, attention_lines(head_att, labels, k=int(k)), key=f"att_lines_{key}")
     with tabs[5]:
         name = st.selectbox("Statistic", list(STATISTICS), format_func=STATISTICS.get, key=f"att_stat_{key}")
-        values = cached_statistics(ident, record)[name]
+        values = head_statistics(record)[name]
         if np.isnan(values).all():
             st.info("This input has none of those tokens (no [SEP]/EOS, or no punctuation).")
         else:
@@ -249,10 +232,10 @@ def show_model(key: str, record, ident) -> None:
             "much each input token (column) has flowed into each position (row) by that layer."
         )
         left, right = st.columns(2)
-        mean, mean_labels = prepare(mean_over_heads(att[layer:layer + 1])[0], record, drop_sinks, merge)
+        mean, mean_labels = prepare(mean_over_heads(record, layer), record, drop_sinks, merge)
         widgets.chart(left, head_heatmap(mean, mean_labels, causal=causal, title=f"mean over heads, layer {layer}"),
                           key=f"att_mean_{key}")
-        roll, roll_labels = prepare(cached_rollout(ident, record)[layer], record, drop_sinks, merge)
+        roll, roll_labels = prepare(rollout(record, layer), record, drop_sinks, merge)
         widgets.chart(right, head_heatmap(roll, roll_labels, causal=causal, title=f"rollout to layer {layer}"),
                            key=f"att_rollout_{key}")
 
@@ -271,7 +254,7 @@ for tab, key in zip(tabs, models):
         record = widgets.analyze(key, text, second, device)
         if record is None:
             continue
-        if record.attentions is None:
+        if not record.has_attention:
             st.info(f"{key} ({record.family.label}) returns no attention weights.")
             continue
-        show_model(key, record, (key, device, text, second))
+        show_model(key, record, (key, device, record.precision, text, second))

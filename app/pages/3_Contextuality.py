@@ -26,7 +26,7 @@ def measure(key: str, device: str, texts: tuple[str, ...], pooling: str) -> pd.D
         return lambda f, message: bar.progress(min(start + span * f, 1.0), text=f"{key}: {message}")
 
     try:
-        records = analyze_all(key, list(texts), device=device, progress=step(0.0, 0.7))
+        records = analyze_all(key, list(texts), device=device, progress=step(0.0, 0.7), dtype=widgets.precision())
         return contextuality_report(records, pooling=pooling, progress=step(0.7, 0.3))
     finally:
         bar.empty()

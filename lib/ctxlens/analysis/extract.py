@@ -91,34 +91,36 @@ def locate_target(texts: Sequence[str], target: str, occurrences: Which = "all")
 
 def iter_analyses(
     name: str, texts: Sequence[str], *, device: str | None = None, batch_size: int = 16,
-    progress: Progress | None = None,
+    progress: Progress | None = None, dtype: str | None = None,
 ) -> Iterator[tuple[int, list[Analysis]]]:
     """(index of the chunk's first sentence, its records) for consecutive chunks of texts.
 
     The model is loaded first (once per process), reporting its download on `progress` too.
+    Records keep only hidden states (what vectors need); other names compute on request.
     """
     from ..models.registry import analyze_texts, get_model
 
     if batch_size < 1:
         raise InputError("The batch size must be at least 1.")
     report = progress or (lambda fraction, message: None)
-    get_model(name, device, progress)
+    get_model(name, device, progress, dtype)
     total = len(texts)
     for start in range(0, total, batch_size):
         report(start / total, f"Sentences {start + 1}-{min(start + batch_size, total)} of {total}")
-        yield start, analyze_texts(name, list(texts[start:start + batch_size]), device=device)
+        chunk = list(texts[start:start + batch_size])
+        yield start, analyze_texts(name, chunk, device=device, hidden_only=True, dtype=dtype)
     report(1.0, f"{total} sentences read")
 
 
 def analyze_all(
     name: str, texts: Sequence[str], *, device: str | None = None, batch_size: int = 16,
-    progress: Progress | None = None,
+    progress: Progress | None = None, dtype: str | None = None,
 ) -> list[Analysis]:
     """Every sentence's record, computed chunk by chunk (each equals its one-at-a-time twin)."""
     if not texts:
         raise InputError("No sentences to analyse.")
     records: list[Analysis] = []
-    for _, chunk in iter_analyses(name, texts, device=device, batch_size=batch_size, progress=progress):
+    for _, chunk in iter_analyses(name, texts, device=device, batch_size=batch_size, progress=progress, dtype=dtype):
         records.extend(chunk)
     return records
 

@@ -22,9 +22,9 @@ import torch
 
 from ..errors import CapabilityMissing, InputError
 from ..models import catalog as cat
-from ..models.hf import analyze
-from ..models.loading import LoadedModel
-from ..record import Analysis, Family
+from ..backends.hf import analyze
+from ..backends.hf import LoadedModel
+from ..record import RESID, Analysis, Family
 from ..validate import clean_text
 from .tokens import decode_byte_level, display_tokens, is_byte_level
 from .words import split_words
@@ -332,36 +332,21 @@ class LogitLens:
         return self.final_rank.shape[1] - 1
 
 
-def _mlm_head(lm: LoadedModel):
-    """The MLM head as a function hidden → logits, through its own transform and layer norm."""
-    m = lm.model
-    predictions = getattr(getattr(m, "cls", None), "predictions", None)
-    if predictions is not None:  # BERT: BertForMaskedLM / BertForPreTraining
-        return predictions
-    if hasattr(m, "vocab_projector"):  # DistilBERT
-        return lambda h: m.vocab_projector(m.vocab_layer_norm(m.activation(m.vocab_transform(h))))
-    if hasattr(m, "lm_head"):  # RoBERTa and its relatives (XLM-R, CamemBERT)
-        return m.lm_head
-    raise CapabilityMissing(
-        f"The logit lens does not know the MLM head of '{lm.spec.key}' "
-        f"({type(m).__name__}); it handles BERT, DistilBERT and RoBERTa."
-    )
+def _lens(lm: LoadedModel, record: Analysis, positions: np.ndarray) -> LogitLens:
+    """The model's own head (`lm.unembed`) on every layer's hidden state at `positions`.
 
-
-def _lens(lm: LoadedModel, record: Analysis, positions: np.ndarray, head_of_layer) -> LogitLens:
-    """Shared lens loop: head_of_layer(layer, hidden [P, D]) → logits [P, V].
-
-    One layer at a time, keeping only tops and ranks: [P, layers, V] at once would take
-    gigabytes for a 30-layer model with a 49k vocabulary.
+    One layer at a time on the device, keeping only tops and ranks: [P, layers, V] at once
+    would take gigabytes for a 30-layer model with a 49k vocabulary. The hidden states never
+    leave the device; only [P] tops and ranks per layer cross to the CPU.
     """
     positions = np.asarray(positions, dtype=np.int64)
-    hidden = torch.from_numpy(record.hidden_states[:, positions]).to(lm.device, lm.dtype)
+    hidden = [h[torch.as_tensor(positions, device=h.device)] for h in record.acts.layers(RESID)]
 
     def logits_at(layer: int) -> torch.Tensor:
         with torch.inference_mode():
-            return head_of_layer(layer, hidden[layer]).float().cpu()
+            return lm.unembed(hidden[layer].to(lm.dtype), layer).float()
 
-    n_layers = hidden.shape[0]
+    n_layers = len(hidden)
     final = logits_at(n_layers - 1).argmax(-1)  # [P]
     rank = np.zeros((len(positions), n_layers), dtype=np.int64)
     final_prob, top_prob = (np.zeros((len(positions), n_layers), dtype=np.float32) for _ in range(2))
@@ -370,13 +355,13 @@ def _lens(lm: LoadedModel, record: Analysis, positions: np.ndarray, head_of_laye
         logits = logits_at(layer)
         probs = torch.softmax(logits, -1)
         final_logit = logits.gather(1, final[:, None])
-        rank[:, layer] = ((logits > final_logit).sum(-1) + 1).numpy()
-        final_prob[:, layer] = probs.gather(1, final[:, None])[:, 0].numpy()
-        top_prob[:, layer], top_ids[:, layer] = (t.numpy() for t in probs.max(-1))
+        rank[:, layer] = ((logits > final_logit).sum(-1) + 1).cpu().numpy()
+        final_prob[:, layer] = probs.gather(1, final[:, None])[:, 0].cpu().numpy()
+        top_prob[:, layer], top_ids[:, layer] = (t.cpu().numpy() for t in probs.max(-1))
     return LogitLens(
         positions=positions,
         position_tokens=tuple(record.tokens[p] for p in positions),
-        final_ids=final.numpy(),
+        final_ids=final.cpu().numpy(),
         final_tokens=_display(lm, final.tolist()),
         final_rank=rank,
         final_prob=final_prob,
@@ -396,8 +381,7 @@ def mlm_logit_lens(lm: LoadedModel, record: Analysis, positions: Sequence[int] |
     positions = record.head.positions if positions is None else np.asarray(positions)
     if positions is None or len(positions) == 0:
         raise InputError(f"The text has no mask: add {MASK_PLACEHOLDER} to see the logit lens.")
-    head = _mlm_head(lm)
-    return _lens(lm, record, positions, lambda layer, h: head(h))
+    return _lens(lm, record, positions)
 
 
 # --- masked LM: BERT's corruption recipe ----------------------------------------------------
@@ -646,21 +630,6 @@ def _continuation(tokenizer, base: str, prompt_ids: list[int], new_ids: list[int
 # --- causal LM: logit lens ------------------------------------------------------------------
 
 
-def _final_norm(lm: LoadedModel):
-    m = lm.model
-    paths = ("transformer.ln_f", "model.norm", "gpt_neox.final_layer_norm", "model.decoder.final_layer_norm")
-    for path in paths:
-        module = m
-        for part in path.split("."):
-            module = getattr(module, part, None)
-        if module is not None:
-            return module
-    raise CapabilityMissing(
-        f"The logit lens does not know the final norm of '{lm.spec.key}' ({type(m).__name__}); "
-        "it handles GPT-2 (transformer.ln_f) and Llama-style models (model.norm)."
-    )
-
-
 def causal_logit_lens(lm: LoadedModel, record: Analysis, positions: Sequence[int] | None = None) -> LogitLens:
     """Final norm + LM head on every layer's hidden state, at every position (or `positions`).
 
@@ -668,10 +637,8 @@ def causal_logit_lens(lm: LoadedModel, record: Analysis, positions: Sequence[int
     to the earlier layers only; the last layer's lens is then the model's own prediction.
     """
     require(lm, cat.NEXT_TOKEN)
-    norm, head = _final_norm(lm), lm.model.get_output_embeddings()
     positions = np.arange(record.n_tokens) if positions is None else np.asarray(positions)
-    last = record.n_layers
-    return _lens(lm, record, positions, lambda layer, h: head(h if layer == last else norm(h)))
+    return _lens(lm, record, positions)
 
 
 # --- causal LM: few-shot lab ----------------------------------------------------------------

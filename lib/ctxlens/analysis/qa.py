@@ -19,7 +19,7 @@ import torch
 
 from ..errors import InputError
 from ..models import catalog as cat
-from ..models.loading import LoadedModel
+from ..backends.hf import LoadedModel
 from ..validate import clean_text
 from .predictions import require
 from .tokens import display_tokens

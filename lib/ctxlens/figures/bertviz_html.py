@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..record import Analysis, Family
+from ..record import ATTN, KEY, QUERY, Analysis, Family
 
 _CSP = (
     "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; "
@@ -87,17 +87,44 @@ def json_for_script(value) -> str:
     return text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
 
 
+class LayerView:
+    """An activation of the record indexed [layer, head] like an [L, H, ...] array, fetched
+    from the device one (layer, head) at a time: a view that draws a few heads moves only those."""
+
+    def __init__(self, record: Analysis, name: str):
+        self.record, self.name = record, name
+        first = record.acts.tensor(name, 0)
+        self.shape = (record.acts.count(name), *first.shape)
+
+    def __len__(self) -> int:
+        return self.shape[0]
+
+    def __getitem__(self, index):
+        layer, head = index if isinstance(index, tuple) else (index, slice(None))
+        return self.record.acts.numpy(self.name, layer, head)
+
+
+class _BertvizLayers:
+    """bertviz's attention input, a sequence of [1, H, T, T] tensors, built only for the layers
+    bertviz reads (its include_layers). Rounded float64 so the JSON holds "0.123"."""
+
+    def __init__(self, record: Analysis, decimals: int):
+        self.record, self.decimals = record, decimals
+
+    def __len__(self) -> int:
+        return self.record.n_layers
+
+    def __getitem__(self, layer: int):
+        import torch  # only this view needs torch here
+
+        att = np.round(self.record.attention(layer).astype(np.float64), self.decimals)
+        return torch.from_numpy(att[None])
+
+
 def _attention_tensors(record: Analysis, decimals: int):
-    """Our [L, H, T, T] array as bertviz's input: a tuple of [1, H, T, T] torch tensors.
-
-    Rounded float64 so the JSON holds "0.123", not float32's "0.12300000339746475".
-    """
-    import torch  # only this view needs torch; keep module import light
-
-    if record.attentions is None:
+    if not record.has_attention:
         raise ValueError(f"{record.family.label} models have no attention to show")
-    att = np.round(record.attentions.astype(np.float64), decimals)
-    return tuple(torch.from_numpy(layer[None]) for layer in att)
+    return _BertvizLayers(record, decimals)
 
 
 def sentence_b_start(record: Analysis) -> int | None:
@@ -181,9 +208,9 @@ def model_view_html(
 def svg_line_count(record: Analysis, view: str, layers: list[int] | None = None,
                    heads: list[int] | None = None) -> int:
     """How many SVG lines bertviz will draw; above MAX_SVG_LINES the browser crawls."""
-    if record.attentions is None:
+    if not record.has_attention:
         return 0
-    n_layers, n_heads = record.attentions.shape[:2]
+    n_layers, n_heads = record.n_layers, record.n_heads
     pairs = record.n_tokens ** 2
     if view == "head":  # one layer at a time, every head's lines (unselected ones hidden)
         return n_heads * pairs
@@ -208,16 +235,11 @@ def suggested_height(record: Analysis, view: str, layers: list[int] | None = Non
 
 def neuron_view_unavailable_reason(record: Analysis) -> str:
     """Why the neuron view cannot be shown for this record's model (see analysis/neurons.py)."""
-    if record.family is Family.ELMO or record.attentions is None:
+    if record.family is Family.ELMO or not record.has_attention:
         return "ELMo is a biLSTM: it has no attention heads, so there is no neuron view."
     return (
-        "The neuron view is not available for this model. It draws each head's query and key "
-        "vectors, read here from the attention projections of BERT-family encoders (BERT, "
-        "RoBERTa, ELECTRA, ALBERT), DistilBERT and GPT-2, where softmax(q·k/√d) is the "
-        "attention itself. Llama-style models (SmolLM2, Qwen, …) rotate q and k by a "
-        "position-dependent rotary embedding after the projection, so their raw projections "
-        "would not explain the attention; the head and model views show it instead. (bertviz's "
-        "own neuron view only runs its bundled BERT/GPT-2 copies, bertviz.transformers_neuron_view.)"
+        "The neuron view is not available for this model: its backend does not hand out the "
+        "queries and keys its attention scores (see backends/capture.py)."
     )
 
 
@@ -249,7 +271,8 @@ def _neuron_attention(record: Analysis, queries, keys, decimals: int, only: tupl
     if b is not None:
         a_, b_ = slice(0, b), slice(b, n)
         spans.update(aa=(a_, a_), ab=(a_, b_), ba=(b_, a_), bb=(b_, b_))
-    L, H = record.attentions.shape[:2]
+    L, H = record.n_layers, record.n_heads
+    attention = LayerView(record, ATTN)
 
     def nested(array, index, keep: set[tuple[int, int]]) -> list:
         return [[np.round(np.asarray(array[layer, head], dtype=np.float64)[index], decimals).tolist()
@@ -261,7 +284,7 @@ def _neuron_attention(record: Analysis, queries, keys, decimals: int, only: tupl
     return {
         name: {
             "left_text": tokens[rows], "right_text": tokens[cols],
-            "attn": nested(record.attentions, (rows, cols), picked),
+            "attn": nested(attention, (rows, cols), picked),
             "queries": nested(queries, rows, vectors), "keys": nested(keys, cols, vectors),
         }
         for name, (rows, cols) in spans.items()
@@ -270,21 +293,23 @@ def _neuron_attention(record: Analysis, queries, keys, decimals: int, only: tupl
 
 def neuron_view_fits(record: Analysis) -> bool:
     """Whether the neuron view can carry every head (else only the picked one)."""
-    return record.attentions is not None and record.attentions.size <= NEURON_FULL_CELLS
+    return record.has_attention and record.n_layers * record.n_heads * record.n_tokens**2 <= NEURON_FULL_CELLS
 
 
-def neuron_view_html(record: Analysis, queries, keys, layer: int | None = None, head: int | None = None,
-                     decimals: int = 3) -> str:
+def neuron_view_html(record: Analysis, queries=None, keys=None, layer: int | None = None,
+                     head: int | None = None, decimals: int = 3) -> str:
     """bertviz neuron view (one head's query and key vectors) as a full offline HTML page.
 
-    queries, keys: [L, H, T, d] from `ctxlens.analysis.neurons.query_key_vectors`, for the
-    same text as the record. bertviz's own neuron_view.show needs its bundled model classes,
+    queries, keys: [L, H, T, d] for the same text as the record; by default the record's own
+    "q" / "k", fetched one head at a time. bertviz's own neuron_view.show needs its bundled model classes,
     so here its page is assembled from our arrays and its neuron_view.js. A long input
     (see neuron_view_fits) carries only the given layer and head, with the menus fixed on them.
     """
-    if record.attentions is None:
+    if not record.has_attention:
         raise ValueError(f"{record.family.label} models have no attention to show")
-    expected = record.attentions.shape[:3]
+    queries = LayerView(record, QUERY) if queries is None else queries
+    keys = LayerView(record, KEY) if keys is None else keys
+    expected = (record.n_layers, record.n_heads, record.n_tokens)
     if np.shape(queries)[:3] != expected or np.shape(keys)[:3] != expected:
         raise ValueError(f"queries/keys {np.shape(queries)}, {np.shape(keys)} do not match attention {expected}")
     js = (_package_dir("bertviz") / "neuron_view.js").read_text(encoding="utf-8")

@@ -19,7 +19,7 @@ from torch import nn
 
 from ..analysis.words import split_words
 from ..errors import InputError
-from ..record import Analysis, Family, HeadOutput, Word
+from ..record import Activations, Analysis, Family, Word
 from .elmo_catalog import tiny_elmo_paths
 from .elmo_chars import BOS_TOKEN, EOS_TOKEN, words_to_char_tensor
 from .elmo_net import (
@@ -250,9 +250,7 @@ def _record(model_key, text, pair, plan, layers, max_tokens) -> Analysis:
         special_mask=np.zeros(n, dtype=bool),
         segment_ids=np.array([w.segment for w in tokens], dtype=np.int64),
         words=words,
-        hidden_states=np.concatenate(layers, axis=1).astype(np.float32, copy=False),
-        attentions=None,
-        head=HeadOutput(kind="none"),
+        acts=Activations.from_arrays(np.concatenate(layers, axis=1).astype(np.float32, copy=False)),
         truncated=n < len(words),
         n_tokens_full=len(words),
         max_tokens=max_tokens,

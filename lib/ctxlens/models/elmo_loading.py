@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 
 from .catalog import ModelSpec
 from .device import pick_device
-from .elmo import DEFAULT_MAX_WORDS, ElmoBiLM, analyze_elmo_batch
+from ..backends.elmo import LoadedElmo
+from .elmo import ElmoBiLM
 from .elmo_catalog import TINY_ELMO_KEY, cached_elmo_paths, download_elmo, elmo_entry, tiny_elmo_paths
 from .loading import Progress, cache_root
-from ..validate import clean_text
 
 
 def _elmo_cache() -> Path:
@@ -21,26 +20,6 @@ def elmo_local_files(spec: ModelSpec) -> tuple[Path, Path] | None:
     if spec.key == TINY_ELMO_KEY:
         return tiny_elmo_paths()
     return cached_elmo_paths(elmo_entry(spec.key), _elmo_cache())
-
-
-@dataclass
-class LoadedElmo:
-    """Same surface as a LoadedModel where the registry and pages need it."""
-
-    spec: ModelSpec
-    model: ElmoBiLM
-    device: str
-    max_tokens: int = DEFAULT_MAX_WORDS
-
-    @property
-    def memory_bytes(self) -> int:
-        return self.model.memory_bytes
-
-    def analyze_batch(self, texts, pairs=None, max_tokens=None):
-        limit = min(max_tokens or self.max_tokens, self.max_tokens)
-        texts = [clean_text(t) for t in texts]  # the same cleaning as the other families
-        pairs = [clean_text(p, "second sentence") if p else None for p in (pairs or [None] * len(texts))]
-        return analyze_elmo_batch(self.model, texts, self.spec.key, pairs, limit)
 
 
 def load_elmo(spec: ModelSpec, device: str | None = None, progress: Progress | None = None) -> LoadedElmo:

@@ -7,11 +7,11 @@ show a sentence instead of a traceback.
 from __future__ import annotations
 
 import importlib.util
+import math
 import os
 import shutil
 import tempfile
 import threading
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
@@ -20,6 +20,8 @@ import torch
 from ..errors import ModelUnavailable
 from . import catalog as cat
 from .catalog import ModelSpec
+from ..backends.architectures import position_offset
+from ..backends.hf import LoadedModel
 from .device import pick_device, pick_dtype
 from ..record import Family
 
@@ -210,23 +212,6 @@ def _short(exc: Exception, limit: int = 160) -> str:
 # --- loading -------------------------------------------------------------------------------
 
 
-@dataclass
-class LoadedModel:
-    """A model ready to analyse text: network, tokenizer, where it runs and what it can do."""
-
-    spec: ModelSpec
-    model: torch.nn.Module
-    tokenizer: object
-    device: str
-    dtype: torch.dtype
-    max_tokens: int
-    folder: Path
-
-    @property
-    def memory_bytes(self) -> int:
-        return sum(p.numel() * p.element_size() for p in self.model.parameters())
-
-
 def _head_class(spec: ModelSpec):
     import transformers as tf
 
@@ -245,19 +230,23 @@ def _head_class(spec: ModelSpec):
     return tf.AutoModel
 
 
-def load_hf(spec: ModelSpec, device: str | None = None, progress: Progress | None = None) -> LoadedModel:
-    """Load a Hugging Face model with eager attention (so attentions exist), safetensors only."""
+def load_hf(spec: ModelSpec, device: str | None = None, progress: Progress | None = None,
+            dtype: str | None = None) -> LoadedModel:
+    """Load a Hugging Face model with our eager attention (attentions, queries and keys exist),
+    safetensors only, in float32 unless half precision is asked for or float32 would not fit."""
     from transformers import AutoTokenizer
+
+    from ..backends.capture import ATTN_IMPLEMENTATION
 
     folder = fetch(spec, progress)
     device = pick_device(device)
-    dtype = pick_dtype(device)
+    dtype = pick_dtype(device, dtype, _float32_bytes(folder) if device.startswith("cuda") else 0)
     if progress:
         progress(0.9, f"Loading {spec.key} onto {device}")
     try:
         tokenizer = AutoTokenizer.from_pretrained(str(folder))
         model, info = _head_class(spec).from_pretrained(
-            str(folder), attn_implementation="eager", dtype=dtype,
+            str(folder), attn_implementation=ATTN_IMPLEMENTATION, dtype=dtype,
             use_safetensors=True, output_loading_info=True,
         )
     except ModelUnavailable:
@@ -305,9 +294,23 @@ def _max_tokens(model, tokenizer) -> int:
         for name in ("max_position_embeddings", "n_positions", "max_sequence_length")
     ]
     limits = [int(v) for v in limits if isinstance(v, int) and v > 0]
-    if limits and getattr(config, "model_type", "") in ("roberta", "xlm-roberta", "camembert"):
-        # RoBERTa's position ids start after padding_idx: its first rows are never used.
-        limits = [limits[0] - (getattr(config, "pad_token_id", 1) or 1) - 1]
+    if limits:  # e.g. RoBERTa's position ids start after padding_idx: its first rows are never used
+        limits = [limits[0] - position_offset(config)]
     if 0 < getattr(tokenizer, "model_max_length", 0) < 1_000_000:
         limits.append(int(tokenizer.model_max_length))
     return min(limits) if limits else 512
+
+
+def _float32_bytes(folder: Path) -> int:
+    """The model's size in float32, read from the safetensors headers (no weights loaded)."""
+    from safetensors import safe_open
+
+    total = 0
+    try:
+        for path in folder.glob("*.safetensors"):
+            with safe_open(str(path), "pt") as f:
+                for name in f.keys():
+                    total += 4 * math.prod(f.get_slice(name).get_shape())
+    except Exception:  # a corrupt file: loading it says so in its own words
+        return 0
+    return total

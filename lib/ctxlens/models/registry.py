@@ -1,44 +1,46 @@
-"""Models loaded once per process and shared by every browser session (thread-safe),
-and analyses cached by model, text and options."""
+"""Models loaded once per process and shared by every browser session (thread-safe), and
+analyses kept in the one byte-bounded cache (`ctxlens.cache`)."""
 
 from __future__ import annotations
 
 import threading
-from collections import OrderedDict
 from dataclasses import dataclass
 
-from ..errors import ModelUnavailable
+from ..backends.limits import memory_budget_bytes
+from ..cache import CACHE
+from ..errors import InputError, ModelUnavailable
 from ..record import Analysis, Family
 from .catalog import ModelSpec
-from .device import pick_device
-from .loading import LoadedModel, Progress, can_convert, hub_offline, load_hf, resolve_local, spec_for
+from .device import pick_device, requested_dtype
+from .loading import Progress, can_convert, hub_offline, load_hf, resolve_local, spec_for
 
-_models: dict[tuple[str, str], object] = {}
-_key_locks: dict[tuple[str, str], threading.Lock] = {}
+_models: dict[tuple[str, str, str], object] = {}
+_key_locks: dict[tuple[str, str, str], threading.Lock] = {}
 _registry_lock = threading.Lock()
 
 
-def get_model(name: str, device: str | None = None, progress: Progress | None = None):
-    """The loaded model for a catalog key, hub id or folder; loads it on first use only."""
+def get_model(name: str, device: str | None = None, progress: Progress | None = None,
+              dtype: str | None = None):
+    """The loaded backend for a catalog key, hub id or folder; loads it on first use only."""
     spec = spec_for(name)
     device = pick_device(device)
-    key = (spec.key, device)
+    key = (spec.key, device, requested_dtype(dtype))
     with _registry_lock:
         if key in _models:
             return _models[key]
         lock = _key_locks.setdefault(key, threading.Lock())
     with lock:  # one loader per model; other sessions wait for it instead of loading twice
         if key not in _models:
-            _models[key] = _load(spec, device, progress)
+            _models[key] = _load(spec, device, progress, key[2])
         return _models[key]
 
 
-def _load(spec: ModelSpec, device: str, progress: Progress | None):
+def _load(spec: ModelSpec, device: str, progress: Progress | None, dtype: str):
     if spec.family is Family.ELMO:
         from .elmo_loading import load_elmo
 
         return load_elmo(spec, device, progress)
-    return load_hf(spec, device, progress)
+    return load_hf(spec, device, progress, dtype)
 
 
 def loaded_models() -> list:
@@ -56,10 +58,10 @@ class ModelStatus:
 def model_status(spec: ModelSpec, device: str | None = None) -> ModelStatus:
     """Whether a model is in memory, on disk, downloadable, or unavailable (and why)."""
     device = pick_device(device)
-    loaded = _models.get((spec.key, device))
+    loaded = next((m for (k, d, _), m in list(_models.items()) if k == spec.key and d == device), None)
     if loaded is not None:
         mb = getattr(loaded, "memory_bytes", 0) / 2**20
-        return ModelStatus(spec.key, "ready", f"loaded on {device}, {mb:,.0f} MB")
+        return ModelStatus(spec.key, "ready", f"loaded on {device} in {loaded.precision}, {mb:,.0f} MB")
     if spec.family is Family.ELMO:
         from .elmo_loading import elmo_local_files
 
@@ -75,49 +77,49 @@ def model_status(spec: ModelSpec, device: str | None = None) -> ModelStatus:
     return ModelStatus(spec.key, "needs download", size)
 
 
-class AnalysisCache:
-    """A bounded LRU of analysis records keyed by (model, device, texts, options)."""
-
-    def __init__(self, max_items: int = 256):
-        self.max_items = max_items
-        self._items: OrderedDict = OrderedDict()
-        self._lock = threading.Lock()
-
-    def get_or_compute(self, key, compute):
-        with self._lock:
-            if key in self._items:
-                self._items.move_to_end(key)
-                return self._items[key]
-        value = compute()
-        with self._lock:
-            self._items[key] = value
-            while len(self._items) > self.max_items:
-                self._items.popitem(last=False)
-        return value
-
-
-_cache = AnalysisCache()
+def check_budget(lm, encoded, names=None) -> None:
+    """Refuse, before the forward, a request whose records would not fit the memory budget."""
+    need, budget = lm.estimate_bytes(encoded, names), memory_budget_bytes()
+    if need > budget:
+        raise InputError(
+            f"{lm.spec.key}: this input would need about {need / 2**20:,.0f} MB of activations, more "
+            f"than the memory budget of {budget / 2**20:,.0f} MB (CTXLENS_MEMORY_MB). Shorten the text."
+        )
 
 
 def analyze_text(
     name: str, text: str, text_pair: str | None = None, *,
     device: str | None = None, max_tokens: int | None = None, progress: Progress | None = None,
+    dtype: str | None = None,
 ) -> Analysis:
-    """Load (once) and analyse (once per distinct input): the entry point views use."""
-    lm = get_model(name, device, progress)
-    key = (lm.spec.key, lm.device, text, text_pair, max_tokens)
-    return _cache.get_or_compute(key, lambda: run_analysis(lm, [text], [text_pair], max_tokens)[0])
+    """Load (once) and analyse (once per distinct input): the entry point views use.
+
+    The input is cut to the interactive limit (CTXLENS_MAX_TOKENS) unless `max_tokens` says
+    otherwise; the record says what was cut.
+    """
+    lm = get_model(name, device, progress, dtype)
+    key = ("analysis", lm.spec.key, lm.device, lm.precision, text, text_pair, max_tokens)
+
+    def compute():
+        encoded = lm.encode([text], [text_pair], max_tokens)
+        check_budget(lm, encoded)
+        record = lm.records(encoded)[0]
+        record.acts.on_grow = lambda: CACHE.reweigh(key)
+        return record
+
+    return CACHE.get_or_compute(key, compute)
 
 
 def analyze_texts(
     name: str, texts: list[str], *, device: str | None = None, max_tokens: int | None = None,
-    progress: Progress | None = None, hidden_only: bool = False,
+    progress: Progress | None = None, hidden_only: bool = False, dtype: str | None = None,
 ) -> list[Analysis]:
-    """Many sentences in one batched pass (not cached: used for sentence collections).
+    """Many sentences in batched passes (not cached: used for sentence collections).
 
-    hidden_only: records without attentions and head output (for embedding views).
+    hidden_only: keep only the hidden states (embedding views); other names are computed
+    again on request.
     """
-    lm = get_model(name, device, progress)
+    lm = get_model(name, device, progress, dtype)
     return analyze_in_batches(lm, texts, max_tokens=max_tokens, hidden_only=hidden_only)
 
 
@@ -127,26 +129,17 @@ def analyze_in_batches(
 ) -> list[Analysis]:
     """Batches of similar length (little padding to compute), results in the input order.
 
-    HF texts are tokenised once up front and sorted by token count; ELMo's by characters.
+    Texts are encoded once up front and sorted by length before the forwards.
     """
-    if isinstance(lm, LoadedModel):
-        from .hf import analyze_encoded, encode_texts
+    from ..record import RESID
 
-        encoded = encode_texts(lm, texts, None, max_tokens)
-        lengths = [len(e.input_ids) for e in encoded]
-
-        def run(chunk):
-            return analyze_encoded(lm, [encoded[i] for i in chunk], hidden_only)
-    else:
-        lengths = [len(t) for t in texts]
-
-        def run(chunk):
-            return lm.analyze_batch([texts[i] for i in chunk], None, max_tokens)
-    order = sorted(range(len(texts)), key=lengths.__getitem__)
+    encoded = lm.encode(texts, None, max_tokens)
+    names = frozenset({RESID}) if hidden_only else None
+    order = sorted(range(len(texts)), key=lambda i: encoded[i].length)
     records: list[Analysis | None] = [None] * len(texts)
     for start in range(0, len(order), batch_size):
         chunk = order[start : start + batch_size]
-        for i, record in zip(chunk, run(chunk)):
+        for i, record in zip(chunk, lm.records([encoded[i] for i in chunk], names)):
             records[i] = record
         if progress:
             progress(min(1.0, (start + len(chunk)) / len(order)), f"Analysed {start + len(chunk)} of {len(order)}")
@@ -154,11 +147,10 @@ def analyze_in_batches(
 
 
 def run_analysis(lm, texts, pairs, max_tokens, hidden_only: bool = False) -> list[Analysis]:
-    if isinstance(lm, LoadedModel):
-        from .hf import analyze_batch
+    """Not cached, one batch: library code and benchmarks that need a fresh forward."""
+    from ..record import RESID
 
-        return analyze_batch(lm, texts, pairs, max_tokens, hidden_only)
-    return lm.analyze_batch(texts, pairs, max_tokens)  # ELMo: hidden states are all it has
+    return lm.analyze(texts, pairs, max_tokens, frozenset({RESID}) if hidden_only else None)
 
 
 def forget_model(name: str) -> None:

@@ -1,0 +1,299 @@
+"""The Hugging Face backend: the only code that runs a transformers model on text.
+
+Each text is tokenised alone (offsets, words, truncation are per text), then all are padded
+on the right into one batch. Right padding with an attention mask never changes the real
+positions of an encoder or a causal decoder, so a batched record equals a one-at-a-time one.
+The forward's outputs stay on the model's device inside each record's `Activations`.
+"""
+
+from __future__ import annotations
+
+from contextlib import nullcontext
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ..analysis.tokens import display_tokens
+from ..analysis.words import align_tokens_to_words, split_words
+from ..errors import CapabilityMissing
+from ..models import catalog as cat
+from ..models.catalog import ModelSpec
+from ..record import (
+    ATTN, END_LOGITS, KEY, LOGITS, NO_HEAD, NSP_LOGITS, QUERY, RESID, START_LOGITS,
+    Activations, Analysis, Family, HeadOutput,
+)
+from ..validate import clean_text
+from . import architectures as arch
+from .capture import capturing_queries_keys, repeat_groups
+from .limits import interactive_limit
+
+TOP_K = 10
+
+
+@dataclass
+class Encoded:
+    text: str
+    text_pair: str | None
+    input_ids: list[int]
+    token_type_ids: list[int] | None
+    offsets: np.ndarray
+    special_mask: np.ndarray
+    segment_ids: np.ndarray
+    n_tokens_full: int
+    max_tokens: int
+
+    @property
+    def length(self) -> int:
+        return len(self.input_ids)
+
+
+@dataclass
+class LoadedModel:
+    """A Hugging Face model ready to read text: the HF implementation of the Backend protocol."""
+
+    spec: ModelSpec
+    model: torch.nn.Module
+    tokenizer: object
+    device: str
+    dtype: torch.dtype
+    max_tokens: int  # the longest input the model itself accepts
+    folder: Path
+
+    @property
+    def memory_bytes(self) -> int:
+        return sum(p.numel() * p.element_size() for p in self.model.parameters())
+
+    @property
+    def precision(self) -> str:
+        return str(self.dtype).removeprefix("torch.")
+
+    @property
+    def head_names(self) -> frozenset[str]:
+        spec = self.spec
+        if spec.family is Family.QA and spec.can(cat.QA_SPANS):
+            return frozenset({START_LOGITS, END_LOGITS})
+        names = set()
+        if spec.can(cat.MLM) or spec.can(cat.NEXT_TOKEN):
+            names.add(LOGITS)
+        if spec.can(cat.NSP):
+            names.add(NSP_LOGITS)
+        return frozenset(names)
+
+    @property
+    def names(self) -> frozenset[str]:
+        """Every activation this model can produce."""
+        return frozenset({RESID, ATTN, QUERY, KEY}) | self.head_names
+
+    @property
+    def default_names(self) -> frozenset[str]:
+        """What one interactive forward keeps: it costs the same as a bare forward."""
+        return frozenset({RESID, ATTN}) | self.head_names
+
+    # --- the Backend protocol --------------------------------------------------------------
+
+    def encode(self, texts: list[str], pairs: list[str | None] | None = None,
+               max_tokens: int | None = None) -> list[Encoded]:
+        """Clean and tokenise each text once, cut to `max_tokens` (default: the interactive
+        limit) and never past the model's own limit."""
+        pairs = pairs or [None] * len(texts)
+        limit = min(max_tokens or interactive_limit(), self.max_tokens)
+        return [_encode(self, t, p, limit) for t, p in zip(texts, pairs)]
+
+    def run(self, encoded: list[Encoded], names, grad: bool = False) -> list[dict]:
+        """One forward over the batch; per text, {(name, layer): tensor} on the device.
+
+        grad: build the autograd graph (attribution); otherwise inference mode.
+        """
+        names = frozenset(names) | {RESID}
+        want_head = bool(names & self.head_names)
+        network = self.model if want_head else self.model.base_model
+        capture = capturing_queries_keys() if names & {QUERY, KEY} else nullcontext(None)
+        with (torch.enable_grad() if grad else torch.inference_mode()), capture as qk:
+            out = network(**self._inputs(encoded), output_hidden_states=True,
+                          output_attentions=ATTN in names, return_dict=True)
+        return [self._row(out, qk, row, e.length, len(encoded) > 1, names)
+                for row, e in enumerate(encoded)]
+
+    def unembed(self, hidden: torch.Tensor, layer: int) -> torch.Tensor:
+        """The model's own head applied to a hidden state of `layer` (the logit lens).
+
+        Hugging Face's last hidden state already went through the final norm, so a causal
+        model's norm is applied to the earlier layers only: the top layer's lens is the
+        model's own prediction.
+        """
+        if self.spec.family is Family.CAUSAL_LM:
+            norm, head = arch.final_norm(self.model), self.model.get_output_embeddings()
+            if norm is None or head is None:
+                raise CapabilityMissing(self._no_lens("final norm"))
+            return head(hidden if layer == self.model.config.num_hidden_layers else norm(hidden))
+        head = arch.mlm_head(self.model)
+        if head is None:
+            raise CapabilityMissing(self._no_lens("MLM head"))
+        return head(hidden)
+
+    def records(self, encoded: list[Encoded], names=None) -> list[Analysis]:
+        """One record per encoded text from one forward over all of them."""
+        names = frozenset(names or self.default_names)
+        rows = self.run(encoded, names)
+        return [self._record(e, tensors) for e, tensors in zip(encoded, rows)]
+
+    def analyze(self, texts, pairs=None, max_tokens=None, names=None) -> list[Analysis]:
+        return self.records(self.encode(texts, pairs, max_tokens), names)
+
+    def estimate_bytes(self, encoded: list[Encoded], names=None) -> int:
+        """What the records of `encoded` will hold, before running the forward."""
+        names = frozenset(names or self.default_names) | {RESID}
+        config, size = self.model.config, torch.finfo(self.dtype).bits // 8
+        layers, heads = config.num_hidden_layers, config.num_attention_heads
+        width, vocab = config.hidden_size, config.vocab_size
+        total = 0
+        for t in (e.length for e in encoded):
+            total += (layers + 1) * t * width
+            total += layers * heads * t * t if ATTN in names else 0
+            total += t * vocab if LOGITS in names else 0
+            total += 2 * t * width * layers if names & {QUERY, KEY} else 0
+        return total * size
+
+    # --- internals -------------------------------------------------------------------------
+
+    def _no_lens(self, part: str) -> str:
+        kind = getattr(self.model.config, "model_type", "?")
+        return (f"The logit lens does not know the {part} of '{self.spec.key}' (model type {kind!r}); "
+                "add a row for it in backends/architectures.py.")
+
+    def _inputs(self, encoded: list[Encoded]) -> dict:
+        width = max(e.length for e in encoded)
+        pad_id = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else 0
+        ids = torch.full((len(encoded), width), pad_id, dtype=torch.long)
+        mask = torch.zeros((len(encoded), width), dtype=torch.long)
+        types = torch.zeros((len(encoded), width), dtype=torch.long)
+        for row, e in enumerate(encoded):
+            ids[row, : e.length] = torch.tensor(e.input_ids)
+            mask[row, : e.length] = 1
+            if e.token_type_ids is not None:
+                types[row, : e.length] = torch.tensor(e.token_type_ids)
+        inputs = {"input_ids": ids.to(self.device), "attention_mask": mask.to(self.device)}
+        if encoded[0].token_type_ids is not None:
+            inputs["token_type_ids"] = types.to(self.device)
+        return inputs
+
+    def _row(self, out, qk, row: int, n: int, batched: bool, names) -> dict:
+        """This text's slices of the batch outputs; copies when batched, so a cached record
+        never keeps the whole batch alive."""
+        own = (lambda t: t.clone()) if batched else (lambda t: t)
+        tensors = {(RESID, i): own(h[row, :n]) for i, h in enumerate(out.hidden_states)}
+        if ATTN in names and getattr(out, "attentions", None):
+            tensors.update({(ATTN, i): own(a[row, :, :n, :n]) for i, a in enumerate(out.attentions)})
+        if qk is not None:
+            for i, (q, k, scaling) in enumerate(qk):
+                # Scaled so that softmax(q·kᵀ/√d + mask) is the attention, whatever the model's
+                # own scaling (bertviz divides by √d); the factor is exactly 1 for most models.
+                factor = scaling * q.shape[-1] ** 0.5
+                tensors[(QUERY, i)] = (q[row, :, :n] * factor) if factor != 1.0 else own(q[row, :, :n])
+                tensors[(KEY, i)] = own(repeat_groups(k, q.shape[1])[row, :, :n])
+        if LOGITS in names:
+            logits = getattr(out, "prediction_logits", None)
+            logits = out.logits if logits is None else logits
+            tensors[(LOGITS, None)] = own(logits[row, :n])
+        if NSP_LOGITS in names and getattr(out, "seq_relationship_logits", None) is not None:
+            tensors[(NSP_LOGITS, None)] = own(out.seq_relationship_logits[row])
+        if START_LOGITS in names:
+            tensors[(START_LOGITS, None)] = own(out.start_logits[row, :n])
+            tensors[(END_LOGITS, None)] = own(out.end_logits[row, :n])
+        return tensors
+
+    def _record(self, enc: Encoded, tensors: dict) -> Analysis:
+        words = split_words(enc.text, 0) + (split_words(enc.text_pair, 1) if enc.text_pair else [])
+        raw = self.tokenizer.convert_ids_to_tokens(enc.input_ids)
+        acts = Activations(tensors, compute=lambda missing: self.run([enc], missing)[0], available=self.names)
+        return Analysis(
+            model_key=self.spec.key, family=self.spec.family, text=enc.text, text_pair=enc.text_pair,
+            tokens=display_tokens(raw, self.tokenizer, enc.special_mask),
+            token_ids=np.array(enc.input_ids, dtype=np.int64), offsets=enc.offsets,
+            word_ids=align_tokens_to_words(enc.offsets, enc.special_mask, enc.segment_ids, words),
+            special_mask=enc.special_mask, segment_ids=enc.segment_ids, words=tuple(words), acts=acts,
+            truncated=enc.n_tokens_full > enc.length, n_tokens_full=enc.n_tokens_full,
+            max_tokens=enc.max_tokens, precision=self.precision,
+            head_reader=self._read_head if self.head_names else None,
+        )
+
+    def _read_head(self, record: Analysis) -> HeadOutput:
+        """The head's small results, computed on the device; only they cross to the CPU."""
+        acts, spec = record.acts, self.spec
+        if START_LOGITS in self.head_names:
+            return HeadOutput(kind="qa", start_logits=acts.numpy(START_LOGITS), end_logits=acts.numpy(END_LOGITS))
+        if LOGITS not in self.head_names:
+            return NO_HEAD
+        logits = acts.tensor(LOGITS).float()
+        if spec.family is Family.CAUSAL_LM:
+            logprobs = torch.log_softmax(logits, dim=-1)
+            ids = torch.as_tensor(record.token_ids[1:], device=logits.device)
+            token_logprobs = np.full(record.n_tokens, np.nan, dtype=np.float32)
+            token_logprobs[1:] = acts.to_numpy(logprobs[:-1].gather(1, ids[:, None])[:, 0])
+            return HeadOutput(
+                kind="next-token", **_top_k(acts, logprobs, normalised=True),
+                positions=np.array([record.n_tokens - 1]), logits=acts.to_numpy(logits[-1:]),
+                token_logprobs=token_logprobs,
+            )
+        positions = np.flatnonzero(record.token_ids == self.tokenizer.mask_token_id)
+        return HeadOutput(
+            kind="mlm", **_top_k(acts, logits), positions=positions,
+            logits=acts.to_numpy(logits[torch.as_tensor(positions, device=logits.device)]),
+            nsp_logits=acts.numpy(NSP_LOGITS) if acts.has(NSP_LOGITS) else None,
+        )
+
+
+def _top_k(acts: Activations, scores: torch.Tensor, k: int = TOP_K, normalised: bool = False) -> dict:
+    """Top-k ids and probabilities; `normalised` scores are log-probabilities already, which
+    spares a second softmax over the whole vocabulary at every position."""
+    k = min(k, scores.shape[-1])
+    top = (scores if normalised else torch.softmax(scores, dim=-1)).topk(k, dim=-1)
+    probs = top.values.exp() if normalised else top.values
+    return {"top_ids": acts.to_numpy(top.indices), "top_probs": acts.to_numpy(probs)}
+
+
+def analyze(lm: LoadedModel, text: str, text_pair: str | None = None, max_tokens: int | None = None,
+            names=None) -> Analysis:
+    """One text (or pair), not cached: library code that needs a fresh forward."""
+    return lm.analyze([text], [text_pair], max_tokens, names)[0]
+
+
+def _encode(lm: LoadedModel, text: str, text_pair: str | None, limit: int) -> Encoded:
+    text = clean_text(text)
+    text_pair = clean_text(text_pair, "second sentence") if text_pair is not None else None
+    enc = _tokenize(lm.tokenizer, text, text_pair, None)
+    n_full = len(enc["input_ids"])
+    if n_full > limit:  # rare: only over-long inputs pay for a second, truncating pass
+        enc = _tokenize(lm.tokenizer, text, text_pair, limit)
+    ids = enc["input_ids"]
+    typed_specials = set(lm.tokenizer.all_special_ids)  # e.g. a [MASK] or [SEP] in the text
+    special = np.array([m or i in typed_specials for i, m in zip(ids, enc["special_tokens_mask"])], dtype=bool)
+    return Encoded(
+        text=text, text_pair=text_pair, input_ids=ids,
+        token_type_ids=enc.get("token_type_ids"),
+        offsets=np.array(enc["offset_mapping"], dtype=np.int64).reshape(-1, 2),
+        special_mask=special, segment_ids=_segments(enc, len(ids)),
+        n_tokens_full=n_full, max_tokens=limit,
+    )
+
+
+def _tokenize(tok, text: str, text_pair: str | None, limit: int | None):
+    truncation = False if limit is None else "longest_first" if text_pair else True
+    return tok(
+        text, text_pair, truncation=truncation, max_length=limit,
+        return_offsets_mapping=True, return_special_tokens_mask=True,
+    )
+
+
+def _segments(enc, n: int) -> np.ndarray:
+    """0 for the first text, 1 for the second; special tokens take their neighbour's segment."""
+    if enc.get("token_type_ids") is not None:
+        return np.array(enc["token_type_ids"], dtype=np.int64)
+    out = np.zeros(n, dtype=np.int64)
+    current = 0
+    for i, s in enumerate(enc.sequence_ids()):
+        current = s if s is not None else current
+        out[i] = current
+    return out
