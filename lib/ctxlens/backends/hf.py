@@ -205,7 +205,7 @@ class LoadedModel:
         return tensors
 
     def _record(self, enc: Encoded, tensors: dict) -> Analysis:
-        words = split_words(enc.text, 0) + (split_words(enc.text_pair, 1) if enc.text_pair else [])
+        words = _words_read(enc)
         raw = self.tokenizer.convert_ids_to_tokens(enc.input_ids)
         acts = Activations(tensors, compute=lambda missing: self.run([enc], missing)[0], available=self.names)
         return Analysis(
@@ -258,6 +258,17 @@ def analyze(lm: LoadedModel, text: str, text_pair: str | None = None, max_tokens
             names=None) -> Analysis:
     """One text (or pair), not cached: library code that needs a fresh forward."""
     return lm.analyze([text], [text_pair], max_tokens, names)[0]
+
+
+def _words_read(enc: Encoded) -> list:
+    """The words of the text (and pair) that the kept tokens reach: a 100,000-character paste
+    cut to 512 tokens keeps ~500 words, not 20,000 that no view can show."""
+    words = split_words(enc.text, 0) + (split_words(enc.text_pair, 1) if enc.text_pair else [])
+    if enc.n_tokens_full == enc.length:
+        return words
+    real = ~enc.special_mask
+    ends = {s: int(enc.offsets[real & (enc.segment_ids == s), 1].max(initial=0)) for s in (0, 1)}
+    return [w for w in words if w.start < ends[w.segment]]
 
 
 def _encode(lm: LoadedModel, text: str, text_pair: str | None, limit: int) -> Encoded:
