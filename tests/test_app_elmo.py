@@ -80,3 +80,48 @@ def test_unavailable_real_elmo_offline_is_a_clear_error(monkeypatch, tmp_path):
     at = _page(["elmo-small"])
     assert not at.exception
     assert any("elmo-small" in e.value and "offline" in e.value for e in at.error)
+
+
+def _subject(at):
+    """The number of the sentence the page's comparison is about."""
+    heading = next(h.value for h in at.subheader if "other sentences" in h.value)
+    return int(heading.rsplit("sentence ", 1)[1].rstrip(")"))
+
+
+def test_sentence_picker_follows_edited_sentences():
+    at = _page(["elmo-tiny-test"], "A bank.\nThe bank.\nMy bank.")
+    at.selectbox(key="elmo_sentence").select_index(1).run()
+    held = at.selectbox(key="elmo_sentence").proto.options[1]  # the label the browser shows
+
+    def shown():
+        """The browser keeps its label unless the server sends one with the element."""
+        proto = at.selectbox(key="elmo_sentence").proto
+        return proto.raw_value if proto.set_value else held
+
+    at.text_area(key="elmo_text").set_value("A bank.\nThe big bank.\nMy bank.").run()  # edit it
+    assert not at.exception and not at.error
+    assert at.selectbox(key="elmo_sentence").options == ["1: A bank.", "2: The big bank.", "3: My bank."]
+    assert shown() == "2: The big bank." and _subject(at) == 2
+    held = shown()
+
+    at.text_area(key="elmo_text").set_value("New bank.\nA bank.\nThe big bank.\nMy bank.").run()
+    assert shown() == "3: The big bank." and _subject(at) == 3  # a line added above it
+    held = shown()
+
+    at.text_area(key="elmo_text").set_value("One bank.\nTwo banks.").run()  # fewer lines
+    assert not at.exception and not at.error
+    assert shown() == "2: Two banks." and _subject(at) == 2
+
+
+def test_sentence_picker_after_the_box_was_emptied():
+    text = "A bank.\nThe bank.\nMy bank."
+    at = _page(["elmo-tiny-test"], text)
+    at.selectbox(key="elmo_sentence").select_index(2).run()
+    at.text_area(key="elmo_text").set_value("").run()  # the page stops: no picker drawn
+    assert not at.exception and not [s for s in at.selectbox if s.key == "elmo_sentence"]
+    at.text_area(key="elmo_text").set_value(text).run()
+    assert not at.exception and not at.error
+    # The browser draws the picker afresh: it shows what the server sends, else the first.
+    proto = at.selectbox(key="elmo_sentence").proto
+    shown = proto.raw_value if proto.set_value else proto.options[proto.default]
+    assert shown == "3: My bank." and _subject(at) == 3

@@ -1,8 +1,11 @@
 """The polysemy lab and the contextuality page under Streamlit's AppTest (tiny models)."""
 
+import base64
+import json
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 from streamlit.testing.v1 import AppTest
 
@@ -134,6 +137,47 @@ def test_lab_empty_target_and_no_model():
     at.sidebar.multiselect[0].set_value([]).run()  # every model taken out of the sidebar
     assert not at.exception
     assert any("Pick at least one model" in i.value for i in at.info)
+
+
+def _slider_as_drawn(at, key):
+    """What the browser shows on a slider it draws afresh: the value the server sends with
+    the element (set_value), else the slider's default. AppTest reads the server's value."""
+    proto = at.slider(key=key).proto
+    return (proto.value if proto.set_value else proto.default)[0]
+
+
+def test_lab_layer_slider_stays_with_the_charts_after_the_target_changes():
+    at = _page(LAB, ["elmo-tiny-test"])
+    at.slider(key="lab_depth").set_value(1.0).run()
+    assert "layer 2 of 2" in _charts(at)[0]
+    # A target the sentences lack stops the page before the slider: the browser drops it.
+    at.text_input(key="lab_target").set_value("plant").run()
+    assert not at.slider and any("'plant' does not occur" in w.value for w in at.warning)
+    at.selectbox(key="lab_preset").set_value("plant").run()
+    _ok(at)
+    # Drawn again, the slider must show the depth the charts use (it showed 0.5, the default,
+    # over charts of the last layer, and the next click moved the charts to layer 1).
+    assert at.slider(key="lab_depth").value == 1.0
+    assert _slider_as_drawn(at, "lab_depth") == 1.0
+    assert "layer 2 of 2" in _charts(at)[0]
+    assert "'plant' in elmo-tiny-test, layer 2" in _charts(at)[1]
+
+
+def test_lab_layer_of_identical_vectors_is_said_and_drawn_as_one_point():
+    at = _page(LAB, ["elmo-tiny-test"])
+    assert not any("all vectors identical" in i.value for i in at.info)
+    at.slider(key="lab_depth").set_value(0.0).run()  # ELMo's layer 0: the character CNN
+    _ok(at)
+    assert any("elmo-tiny-test, layer 0: all vectors identical at this layer" in i.value for i in at.info)
+    scatter = json.loads(_charts(at)[0])
+    assert scatter["layout"]["annotations"][0]["text"].endswith("layer 0 of 2 · all vectors identical")
+    for trace in scatter["data"]:  # one point, not rounding noise blown up by PCA
+        for axis in ("x", "y"):
+            xy = trace[axis]
+            xy = np.frombuffer(base64.b64decode(xy["bdata"]), xy["dtype"]) if isinstance(xy, dict) else xy
+            assert not np.any(xy)
+    metrics = _frame(at, "silhouette")
+    assert metrics.loc[0, "silhouette"] == 0.0 and metrics.loc[0, "accuracy"] == 0.5
 
 
 # ---------------------------------------------------------------- contextuality

@@ -7,9 +7,12 @@ import pandas as pd
 import pytest
 
 from ctxlens.analysis.polysemy import (
+    SAME_POINT,
     UNLABELLED,
     LabeledSentence,
+    all_identical,
     collect_target_vectors,
+    cosine_distances,
     cosine_matrix,
     find_target,
     hover_html,
@@ -32,7 +35,7 @@ from ctxlens.figures.embeddings import (
     sense_scatter,
     separation_lines,
 )
-from ctxlens.record import Analysis, Family
+from ctxlens.record import Activations, Analysis, Family
 
 
 def make_record(text, word_vectors, model_key="toy", split=None):
@@ -66,8 +69,7 @@ def make_record(text, word_vectors, model_key="toy", split=None):
         special_mask=np.array([True] + [False] * (t - 1)),
         segment_ids=np.zeros(t, dtype=np.int64),
         words=tuple(words),
-        hidden_states=np.stack(columns, axis=1).astype(np.float32),
-        attentions=None,
+        acts=Activations.from_arrays(np.stack(columns, axis=1).astype(np.float32)),
     )
 
 
@@ -385,3 +387,66 @@ def test_tied_centroids_score_chance_not_the_tie_break():
     labels = ["a", "a", "a", "b", "b", "b"]
     assert nearest_centroid_accuracy(same, labels, leave_one_out=True) == pytest.approx(0.5)
     assert nearest_centroid_accuracy(same, labels, leave_one_out=False) == pytest.approx(0.5)
+
+
+# ---------------------------------------------------------------- identical vectors
+
+
+def one_vector_many_times(n=10, dim=64, seed=0):
+    """A context-free layer: one vector per occurrence, the same each time, at varied norms
+    (so normalising rounds each copy differently, as different BLAS kernels do)."""
+    rng = np.random.default_rng(seed)
+    v = rng.normal(size=dim).astype(np.float32)
+    scales = rng.uniform(0.5, 3.0, size=(n, 1)).astype(np.float32)
+    return v * scales, np.array(["money"] * (n // 2) + ["river"] * (n - n // 2))
+
+
+def test_identical_vectors_have_silhouette_zero_and_chance_accuracy():
+    x, labels = one_vector_many_times()
+    rng = np.random.default_rng(1)
+    near = x.astype(np.float64) * (1 + 1e-9 * rng.normal(size=x.shape))  # 1e-9 relative
+    bitwise = np.repeat(x[:1], len(x), axis=0)
+    for vectors in (x, near, bitwise):
+        assert all_identical(vectors)
+        assert not cosine_distances(vectors).any()
+        assert silhouette(vectors, labels) == 0.0  # exactly: noise must not read as senses
+        # Every centroid ties: the credit is shared, the chance level of two senses.
+        assert nearest_centroid_accuracy(vectors, labels, leave_one_out=True) == 0.5
+        assert nearest_centroid_accuracy(vectors, labels, leave_one_out=False) == 0.5
+        matrix, _ = cosine_matrix(vectors, list(labels))
+        assert (matrix == 1.0).all()
+    # Each "a" ties between both centroids (1/2); "b", seen once and left out, has no
+    # centroid of its own to tie with (0).
+    assert nearest_centroid_accuracy(x[:3], ["a", "a", "b"]) == pytest.approx(1 / 3)
+
+
+@pytest.mark.parametrize("method", ["pca", "umap", "tsne"])
+def test_identical_vectors_project_to_one_point(method):
+    x, _ = one_vector_many_times()
+    np.testing.assert_array_equal(project(x, method), np.zeros((len(x), 2)))
+
+
+def test_silhouette_of_separated_senses_matches_sklearn_cosine():
+    from sklearn.metrics import silhouette_score
+
+    x, labels = two_clusters()
+    rng = np.random.default_rng(2)
+    y = rng.normal(size=(30, 8)) + np.repeat(np.eye(8)[:3] * 2, 10, axis=0)
+    y_labels = np.repeat(["a", "b", "c"], 10)
+    for vectors, senses in ((x, labels), (y, y_labels)):
+        expected = silhouette_score(vectors, senses, metric="cosine")
+        assert silhouette(vectors, senses) == pytest.approx(expected, rel=1e-6, abs=1e-9)
+        assert not all_identical(vectors)
+    assert silhouette(x, labels) > 0.9
+
+
+def test_cosine_distances_zero_only_below_the_threshold():
+    a = np.array([1.0, 0.0])
+    tiny = np.array([1.0, np.sqrt(2 * SAME_POINT) / 10])  # 1 - cos ≈ SAME_POINT / 100
+    small = np.array([1.0, np.sqrt(2 * SAME_POINT) * 10])  # 1 - cos ≈ SAME_POINT * 100
+    d = cosine_distances(np.array([a, tiny, small, -a]))
+    np.testing.assert_array_equal(d, d.T)
+    np.testing.assert_array_equal(np.diag(d), 0.0)
+    assert d[0, 1] == 0.0 and d[0, 2] == pytest.approx(100 * SAME_POINT, rel=0.01)
+    assert d[0, 3] == 2.0
+    assert all_identical(np.array([a, tiny])) and not all_identical(np.array([a, small]))

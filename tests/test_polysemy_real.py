@@ -12,7 +12,9 @@ import numpy as np
 import pytest
 
 from ctxlens.analysis.extract import analyze_all
-from ctxlens.analysis.polysemy import collect_target_vectors, load_presets, separation_by_layer, silhouette
+from ctxlens.analysis.polysemy import (
+    all_identical, collect_target_vectors, load_presets, project, separation_by_layer, silhouette,
+)
 
 
 def lab_metrics(model: str, target: str):
@@ -47,6 +49,24 @@ def test_tiny_elmo_runs_through_the_lab_pipeline():
     # Layer 0 is ELMo's character CNN: the same word gets the same vector in every sentence
     # (so the senses cannot separate there); the LSTM layers see the context.
     np.testing.assert_allclose(occ.vectors[0], np.broadcast_to(occ.vectors[0, :1], occ.vectors[0].shape), atol=1e-5)
-    assert metrics["silhouette"].iloc[0] == pytest.approx(0.0, abs=1e-6)
+    assert all_identical(occ.vectors[0])
+    # Exactly 0 and chance on every CPU (sklearn's cosine silhouette of these identical
+    # vectors was -0.356 or 0 depending on the BLAS kernel).
+    assert metrics["silhouette"].iloc[0] == 0.0
+    assert metrics["accuracy"].iloc[0] == 0.5
     assert np.ptp(occ.vectors[2], axis=0).max() > 1e-3
     assert metrics[["accuracy", "silhouette"]].iloc[1:].notna().all().all()
+
+
+def test_smollm2_token_embeddings_are_one_point_not_separate_senses():
+    """SmolLM2's layer 0 is its token embedding: " bank" is one vector in all 20 sentences.
+    The lab used to report a silhouette of 0.556 there ("senses already apart")."""
+    occ, metrics = lab_metrics("SmolLM2-135M-Instruct", "bank")
+    assert occ.n == 20 and not occ.missing
+    assert all_identical(occ.vectors[0])
+    assert metrics["silhouette"].iloc[0] == 0.0
+    assert metrics["accuracy"].iloc[0] == 0.5  # two senses, every centroid tied: chance
+    np.testing.assert_array_equal(project(occ.vectors[0]), np.zeros((20, 2)))  # one point
+    # The transformer layers do see the context and pull the senses apart.
+    assert not all_identical(occ.vectors[1])
+    assert metrics["silhouette"].iloc[1:].max() > 0.3 and metrics["accuracy"].iloc[1:].max() == 1.0

@@ -11,13 +11,13 @@ import streamlit as st
 import widgets
 from ctxlens.analysis.extract import analyze_all, locate_target
 from ctxlens.analysis.polysemy import (
-    UNLABELLED, check_target, collect_target_vectors, cosine_matrix, load_presets,
+    UNLABELLED, all_identical, check_target, collect_target_vectors, cosine_matrix, load_presets,
     parse_sentences, parse_upload, project, separation_by_layer, warm_up_umap,
 )
 from ctxlens.errors import CtxlensError
 from ctxlens.figures.embeddings import coordinates_frame, cosine_heatmap, sense_scatter, separation_lines
 from ctxlens.models import catalog as cat
-from ctxlens.models.registry import AnalysisCache
+from ctxlens.cache import cached
 
 MAX_SENTENCES = 300  # a lab, not a corpus run: `ctxlens embed` handles files of any size
 OWN = "(my own sentences)"
@@ -34,12 +34,6 @@ def umap_warm_up() -> threading.Thread:
     return thread
 
 
-@st.cache_resource(show_spinner=False)
-def vector_cache() -> AnalysisCache:
-    """Target vectors by (model, device, sentences, options), shared by every session."""
-    return AnalysisCache(max_items=32)
-
-
 @st.cache_data(show_spinner=False, max_entries=128)
 def projected(vectors: np.ndarray, method: str, seed: int) -> np.ndarray:
     return project(vectors, method, seed)
@@ -49,7 +43,7 @@ def target_vectors(key, device, sentences, target, pooling, which):
     bar = st.progress(0.0, text=f"{key}: reading {len(sentences)} sentences")
     try:
         records = analyze_all(
-            key, [s.text for s in sentences], device=device,
+            key, [s.text for s in sentences], device=device, dtype=widgets.precision(),
             progress=lambda f, message: bar.progress(min(f, 1.0), text=f"{key}: {message}"),
         )
         return collect_target_vectors(records, sentences, target, pooling, which)
@@ -139,8 +133,9 @@ for key in models:
     if widgets.load_model(key, device) is None:
         continue
     try:
-        occurrences[key] = vector_cache().get_or_compute(
-            (key, device, sentence_key, target.casefold(), pooling, which),
+        # Target vectors by (model, device, precision, sentences, options), shared by every session.
+        occurrences[key] = cached(
+            ("lab_vectors", key, device, widgets.precision(), sentence_key, target.casefold(), pooling, which),
             lambda key=key: target_vectors(key, device, sentences, target, pooling, which),
         )
     except Exception as exc:
@@ -157,9 +152,13 @@ if not occurrences:
     st.stop()
 
 st.subheader("The occurrences in 2-D")
+# persist_state: a run that stops early (a target absent from the sentences) keeps the
+# depth on the server but unmounts the slider; without it the slider came back at 0.5 in
+# the browser while the charts kept the old layer.
 depth = st.slider("Layer, by relative depth (0 = embeddings, 1 = last layer; each model takes its nearest layer)",
-                  0.0, 1.0, 0.5, 0.05, key="lab_depth")
+                  0.0, 1.0, 0.5, 0.05, key="lab_depth", persist_state="page")
 layers = {k: int(np.abs(occ.relative_depth - depth).argmin()) for k, occ in occurrences.items()}
+same = [k for k, occ in occurrences.items() if all_identical(occ.vectors[layers[k]])]
 if method == "umap" and umap_warm_up().is_alive():
     with st.spinner("Compiling UMAP (once per server start)…"):
         umap_warm_up().join()
@@ -171,9 +170,13 @@ for done, (k, occ) in enumerate(occurrences.items(), start=1):
         bar.progress(done / len(occurrences), text=f"Projected {k} ({done} of {len(occurrences)} models)")
 if bar is not None:
     bar.empty()
-titles = [f"{k} · layer {layers[k]} of {occ.vectors.shape[0] - 1}" for k, occ in occurrences.items()]
+titles = [f"{k} · layer {layers[k]} of {occ.vectors.shape[0] - 1}" + (" · all vectors identical" if k in same else "")
+          for k, occ in occurrences.items()]
 widgets.chart(st, sense_scatter(list(coords.values()), list(occurrences.values()), titles),
                 key="lab_scatter", width="stretch")
+for k in same:
+    st.info(f"{k}, layer {layers[k]}: all vectors identical at this layer. Every occurrence of "
+            f"'{target}' has the same vector, drawn as one point: the senses cannot separate here.")
 st.caption("Hover a point for its sentence. Nearby points have similar vectors; "
            "the axes of a projection have no meaning of their own.")
 
@@ -194,7 +197,7 @@ else:
     widgets.chart(st, separation_lines(metrics, chance=1 / len(senses)), key="lab_separation", width="stretch")
     st.caption("Accuracy: each occurrence, left out, is given the sense whose mean vector is nearest "
                "(cosine). Silhouette: how much closer an occurrence is to its own sense than to the "
-               "nearest other sense (1 = perfectly apart, 0 = mixed).")
+               "nearest other sense (1 = perfectly apart, 0 = mixed or all vectors identical).")
     st.dataframe(metrics, hide_index=True, width="stretch")
 
 frames = [coordinates_frame(coords[k], occ, layers[k], k) for k, occ in occurrences.items()]

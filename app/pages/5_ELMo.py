@@ -106,6 +106,27 @@ def mix_controls(key: str, n_states: int) -> tuple[list[float], float]:
     return [st.session_state[k] for k in s_keys], st.session_state[f"{prefix}_gamma"]
 
 
+def sentence_picker(sentences: list[str]) -> int:
+    """The index of the sentence to look at, following it while the sentences are edited.
+
+    The browser holds the label it shows ("2: text"). A label the new text no longer offers
+    is replaced before the widget is drawn, which tells the browser: the same sentence if it
+    is still there (lines added above it), else the same line (it was edited), else the last.
+    (With indices as options the server kept index 1 under a new label while the browser
+    showed the old one, then fell back to sentence 1 on the next click.)
+    """
+    labels = [f"{i + 1}: {s}" for i, s in enumerate(sentences)]
+    old = st.session_state.get("elmo_sentence")
+    if isinstance(old, str) and old not in labels:
+        number, _, text = old.partition(": ")
+        line = sentences.index(text) if text in sentences else min(int(number) - 1, len(labels) - 1)
+        st.session_state["elmo_sentence"] = labels[line]
+    # persist_state: a run stopped by an empty box keeps the choice on the server; the
+    # browser then redraws the picker and must be told the choice, not start at sentence 1.
+    label = st.selectbox("Sentence to look at", labels, key="elmo_sentence", persist_state="page")
+    return labels.index(label)
+
+
 def show_model(key: str, sentences: list[str], chosen: int, pooling: str, device: str) -> None:
     if widgets.load_model(key, device) is None:
         return
@@ -183,8 +204,7 @@ sentences = [line.strip() for line in text.splitlines() if line.strip()]
 if len(sentences) > MAX_SENTENCES:
     st.warning(f"Only the first {MAX_SENTENCES} of {len(sentences)} sentences are used.")
     sentences = sentences[:MAX_SENTENCES]
-chosen = st.selectbox("Sentence to look at", range(len(sentences)), key="elmo_sentence",
-                      format_func=lambda i: f"{i + 1}: {sentences[i]}")
+chosen = sentence_picker(sentences)
 
 if compare is None:
     show_model(model, sentences, chosen, pooling, device)

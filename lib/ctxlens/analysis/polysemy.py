@@ -250,6 +250,30 @@ def _unit(x: np.ndarray) -> np.ndarray:
     return x / np.maximum(norms, 1e-12)
 
 
+# Cosine distances below this are set to exactly 0. The same vector twice comes out of the
+# float64 product as ±1e-16, with a sign and size that depend on the CPU's BLAS kernel, and
+# the metrics would read that noise as structure. 1e-6 is an angle of 0.08° (1 - cos θ ≈
+# θ²/2): far above what float32 rounding leaves between two computations of one vector
+# (relative 1e-6 gives 1e-12), far below the smallest distance between occurrences above
+# layer 0 on the presets (2e-3: SmolLM2, MiniLM, tiny ELMo).
+SAME_POINT = 1e-6
+
+
+def cosine_distances(vectors: np.ndarray) -> np.ndarray:
+    """[N, D] → [N, N] cosine distances in float64 from unit vectors, noise set to 0."""
+    u = _unit(np.asarray(vectors, dtype=np.float64))
+    d = 1.0 - np.clip(u @ u.T, -1.0, 1.0)
+    d = (d + d.T) / 2  # the product is not always exactly symmetric
+    d[d < SAME_POINT] = 0.0
+    np.fill_diagonal(d, 0.0)
+    return d
+
+
+def all_identical(vectors: np.ndarray) -> bool:
+    """Whether all [N, D] vectors point the same way: every cosine distance is 0."""
+    return len(vectors) > 0 and not cosine_distances(vectors).any()
+
+
 def project(
     vectors: np.ndarray, method: Method = "pca", seed: int = 0, normalize: bool = True
 ) -> np.ndarray:
@@ -257,6 +281,7 @@ def project(
 
     Vectors are unit-normalised first (normalize=True) so the picture agrees with the cosine
     metrics. Fewer than 4 points are too few for UMAP or t-SNE: PCA is used instead.
+    Vectors that are all identical (`all_identical`) give one point at the origin.
     """
     x = np.asarray(vectors, dtype=np.float64)
     if x.ndim != 2:
@@ -266,6 +291,8 @@ def project(
     n = x.shape[0]
     if method not in ("pca", "umap", "tsne"):
         raise ValueError(f"unknown projection {method!r}: use pca, umap or tsne")
+    if normalize and all_identical(x):
+        return np.zeros((n, 2))  # a projection would blow rounding noise up into a scatter
     if method == "pca" or n < 4:
         return _pca(x)
     if method == "umap":
@@ -337,8 +364,10 @@ def cosine_matrix(vectors: np.ndarray, senses: Sequence[str]) -> tuple[np.ndarra
     Returns (matrix [N, N] in the grouped order, order [N] of original indices).
     """
     order = sense_order(senses)
-    u = _unit(np.asarray(vectors, dtype=np.float64)[order])
-    return np.clip(u @ u.T, -1.0, 1.0), order
+    return 1.0 - cosine_distances(np.asarray(vectors)[order]), order  # the metrics' distances
+
+
+TIE = 1e-9  # cosines to two centroids closer than this are a tie
 
 
 def nearest_centroid_accuracy(
@@ -349,7 +378,8 @@ def nearest_centroid_accuracy(
     Vectors are unit-normalised, centroids are means of unit vectors. With leave_one_out,
     each point is left out of its own centroid, so a sense seen once can never be
     recognised. A point tied between k nearest centroids earns 1/k if its own is among
-    them. NaN with fewer than two senses.
+    them (cosines within TIE; all vectors identical ties every centroid). NaN with fewer
+    than two senses.
     """
     labels = np.asarray(labels)
     classes, y = np.unique(labels, return_inverse=True)
@@ -370,10 +400,13 @@ def nearest_centroid_accuracy(
         dots[rows, y] -= self_dot
     with np.errstate(divide="ignore", invalid="ignore"):
         cos = dots / np.sqrt(norms2)
+    if all_identical(u):
+        # One point (GPT's context-free layer 0): every centroid is as near as any other,
+        # whatever the rounding of the sums says.
+        cos = np.ones_like(cos)
     cos[norms2 <= 1e-9] = -np.inf  # an empty centroid (singleton left out) cannot win
-    # Ties share the credit: identical vectors (GPT's context-free layer 0) score chance,
-    # not whatever the tie-break happens to pick.
-    tied = cos >= cos.max(axis=1, keepdims=True) - 1e-9
+    # Ties share the credit: identical vectors score chance, not whatever the tie-break picks.
+    tied = cos >= cos.max(axis=1, keepdims=True) - TIE
     return float((tied[np.arange(len(y)), y] / tied.sum(axis=1)).mean())
 
 
@@ -382,14 +415,21 @@ def loo_nearest_centroid_accuracy(vectors: np.ndarray, labels: Sequence) -> floa
 
 
 def silhouette(vectors: np.ndarray, labels: Sequence) -> float:
-    """Mean cosine silhouette; NaN unless 2 ≤ senses ≤ N - 1."""
+    """Mean cosine silhouette; NaN unless 2 ≤ senses ≤ N - 1; 0 when all vectors are identical.
+
+    On `cosine_distances`, not sklearn's metric="cosine": that one turns the rounding noise
+    between identical vectors into any value from -1 to 1, depending on the CPU.
+    """
     from sklearn.metrics import silhouette_score
 
     labels = np.asarray(labels)
     k = len(np.unique(labels))
     if k < 2 or k > len(labels) - 1:
         return float("nan")
-    return float(silhouette_score(np.asarray(vectors, dtype=np.float64), labels, metric="cosine"))
+    distances = cosine_distances(vectors)
+    if not distances.any():
+        return 0.0  # one point: no sense is apart from another
+    return float(silhouette_score(distances, labels, metric="precomputed"))
 
 
 def separation_by_layer(occ: Occurrences) -> pd.DataFrame:
