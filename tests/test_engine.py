@@ -122,3 +122,14 @@ def test_a_half_precision_model_says_so_and_is_a_separate_model(tiny_models):
     assert half is not full and half.precision == "bfloat16" and full.precision == "float32"
     record = registry.analyze_text(tiny_models["bert-mlm"], "the bank", device="cpu", dtype="bfloat16")
     assert record.precision == "bfloat16" and record.hidden(0).dtype == np.float32
+
+
+def test_the_characters_removed_from_input_are_exactly_unicodes_controls():
+    import unicodedata
+
+    from ctxlens.validate import clean_text
+
+    every = "".join(map(chr, range(0x110000)))
+    kept = set(clean_text("x" + every))
+    controls = {c for c in every if unicodedata.category(c) in ("Cc", "Cs") and c not in "\n\t"}
+    assert kept.isdisjoint(controls) and len(kept) == 0x110000 - len(controls)

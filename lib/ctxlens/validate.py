@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-import unicodedata
+import re
 
 from .errors import InputError
 
+# Unicode's control characters (Cc) and lone surrogates (Cs), newline and tab excepted.
+_CONTROL = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\ud800-\udfff]")
 MAX_CHARS = 100_000  # beyond this a paste is almost surely a mistake; models truncate anyway
 
 
@@ -22,9 +24,7 @@ def clean_text(text: str | None, what: str = "text") -> str:
             f"The {what} has {len(text):,} characters; the limit is {MAX_CHARS:,}. "
             "Paste a shorter passage."
         )
-    cleaned = "".join(
-        ch for ch in text if ch in "\n\t" or unicodedata.category(ch) not in ("Cc", "Cs")
-    )
+    cleaned = _CONTROL.sub("", text)
     if not cleaned.strip():
         raise InputError(f"The {what} has only control characters: type a sentence.")
     return cleaned

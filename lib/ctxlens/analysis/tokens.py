@@ -10,7 +10,7 @@ from __future__ import annotations
 from functools import lru_cache
 
 SPACE_SIGN = "␣"
-_VISIBLE = {" ": SPACE_SIGN, "\n": "⏎", "\t": "⇥", "\r": "␍"}
+_VISIBLE = str.maketrans({" ": SPACE_SIGN, "\n": "⏎", "\t": "⇥", "\r": "␍"})
 
 
 @lru_cache(maxsize=1)
@@ -50,7 +50,7 @@ def decode_byte_level(raw: str) -> str:
 
 def make_visible(text: str) -> str:
     """Whitespace shown as signs, so "␣Paris" and "Paris" read as different tokens."""
-    return "".join(_VISIBLE.get(ch, ch) for ch in text)
+    return text.translate(_VISIBLE)
 
 
 def display_tokens(raw_tokens: list[str], tokenizer, special_mask) -> tuple[str, ...]:
