@@ -130,6 +130,6 @@ def test_the_characters_removed_from_input_are_exactly_unicodes_controls():
     from ctxlens.validate import clean_text
 
     every = "".join(map(chr, range(0x110000)))
-    kept = set(clean_text("x" + every))
+    kept = set().union(*(clean_text("x" + every[i:i + 90_000]) for i in range(0, len(every), 90_000)))
     controls = {c for c in every if unicodedata.category(c) in ("Cc", "Cs") and c not in "\n\t"}
     assert kept.isdisjoint(controls) and len(kept) == 0x110000 - len(controls)
