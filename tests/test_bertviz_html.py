@@ -204,3 +204,17 @@ def test_views_render_offline_in_chromium(pages):
                 page.close()
         finally:
             browser.close()
+
+
+def test_views_fetch_only_the_layers_and_heads_they_draw(tiny_models):
+    from ctxlens.backends.hf import analyze
+    from ctxlens.models.loading import load_hf, spec_for
+
+    record = analyze(load_hf(spec_for(tiny_models["bert-mlm"]), device="cpu"), "the river bank was wet")
+    layer_bytes = record.attention(0).nbytes
+    start = record.acts.bytes_moved
+    head_view_html(record, layer=1, layers=[1])
+    assert record.acts.bytes_moved - start == layer_bytes  # one layer, every head
+    start = record.acts.bytes_moved
+    model_view_html(record, layers=[1], heads=[0])
+    assert record.acts.bytes_moved - start == layer_bytes // record.n_heads  # one head of one layer

@@ -105,11 +105,15 @@ class LayerView:
 
 
 class _BertvizLayers:
-    """bertviz's attention input, a sequence of [1, H, T, T] tensors, built only for the layers
-    bertviz reads (its include_layers). Rounded float64 so the JSON holds "0.123"."""
+    """bertviz's attention input, a sequence of [1, H, T, T] tensors, that fetches from the
+    device only what the view draws: the `layers` it includes and, for the model view, the
+    `heads` it includes (the others are zeros bertviz drops). A layer not drawn is an empty
+    stand-in: bertviz reads only its head count. Rounded float64, so the JSON holds "0.123"."""
 
-    def __init__(self, record: Analysis, decimals: int):
+    def __init__(self, record: Analysis, decimals: int, layers=None, heads=None):
         self.record, self.decimals = record, decimals
+        self.layers = None if layers is None else set(layers)
+        self.heads = None if heads is None else sorted(heads)
 
     def __len__(self) -> int:
         return self.record.n_layers
@@ -117,14 +121,21 @@ class _BertvizLayers:
     def __getitem__(self, layer: int):
         import torch  # only this view needs torch here
 
-        att = np.round(self.record.attention(layer).astype(np.float64), self.decimals)
-        return torch.from_numpy(att[None])
+        n_heads, n = self.record.n_heads, self.record.n_tokens
+        if self.layers is not None and layer not in self.layers:
+            return torch.empty(1, n_heads, 0, 0, dtype=torch.float64)
+        if self.heads is None:
+            att = self.record.attention(layer)
+        else:
+            att = np.zeros((n_heads, n, n))
+            att[self.heads] = self.record.attention(layer, self.heads)
+        return torch.from_numpy(np.round(att.astype(np.float64), self.decimals)[None])
 
 
-def _attention_tensors(record: Analysis, decimals: int):
+def _attention_tensors(record: Analysis, decimals: int, layers=None, heads=None):
     if not record.has_attention:
         raise ValueError(f"{record.family.label} models have no attention to show")
-    return _BertvizLayers(record, decimals)
+    return _BertvizLayers(record, decimals, layers, heads)
 
 
 def sentence_b_start(record: Analysis) -> int | None:
@@ -135,16 +146,17 @@ def sentence_b_start(record: Analysis) -> int | None:
     return int(second[0]) if second.size else None
 
 
-def _bertviz_body(view_fn, record: Analysis, decimals: int, **kwargs) -> str:
+def _bertviz_body(view_fn, record: Analysis, decimals: int, drawn: dict, **kwargs) -> str:
     """Run bertviz with placeholder tokens, then put the real ones back, JSON-escaped.
 
     bertviz splices json.dumps(params) into its JS unescaped; placeholders keep user text
-    out of that step entirely.
+    out of that step entirely. drawn: the layers (and heads) the view includes, so only they
+    are fetched from the device.
     """
     marker = f"ctxlens-{uuid.uuid4().hex}-"
     placeholders = [f"{marker}{i}" for i in range(record.n_tokens)]
     result = view_fn(
-        _attention_tensors(record, decimals),
+        _attention_tensors(record, decimals, **drawn),
         placeholders,
         sentence_b_start=sentence_b_start(record),
         prettify_tokens=False,  # our display tokens are already readable
@@ -184,7 +196,8 @@ def head_view_html(
     """
     from bertviz import head_view
 
-    body = _bertviz_body(head_view, record, decimals, layer=layer, heads=heads, include_layers=layers)
+    body = _bertviz_body(head_view, record, decimals, {"layers": layers}, layer=layer, heads=heads,
+                         include_layers=layers)
     return _page(body, "white")
 
 
@@ -200,7 +213,8 @@ def model_view_html(
     from bertviz import model_view
 
     body = _bertviz_body(
-        model_view, record, decimals, include_layers=layers, include_heads=heads, display_mode=display_mode
+        model_view, record, decimals, {"layers": layers, "heads": heads},
+        include_layers=layers, include_heads=heads, display_mode=display_mode,
     )
     return _page(body, "white" if display_mode == "light" else "black")
 

@@ -55,8 +55,8 @@ def head_statistics(record: Analysis) -> dict[str, np.ndarray]:
 
 
 def mean_over_heads(record: Analysis, layer: int) -> np.ndarray:
-    """[T, T] float64: one layer's attention averaged over its heads."""
-    return record.acts.to_numpy_exact(_f64(record.acts.tensor(ATTN, layer)).mean(0))
+    """[T, T] float32 (averaged in float64): one layer's attention averaged over its heads."""
+    return record.acts.to_numpy(_f64(record.acts.tensor(ATTN, layer)).mean(0))
 
 
 def _rollout_all(record: Analysis) -> torch.Tensor:
@@ -78,6 +78,6 @@ def _rollout_all(record: Analysis) -> torch.Tensor:
 
 
 def rollout(record: Analysis, layer: int) -> np.ndarray:
-    """[T, T] float64: attention rollout (Abnar & Zuidema 2020) up to `layer`; see
-    analysis.attention.attention_rollout for the definition."""
-    return record.acts.to_numpy_exact(_rollout_all(record)[layer])
+    """[T, T] float32 (computed in float64): attention rollout (Abnar & Zuidema 2020) up to
+    `layer`; see analysis.attention.attention_rollout for the definition."""
+    return record.acts.to_numpy(_rollout_all(record)[layer])
