@@ -17,7 +17,6 @@ from common import best_time, device_line, timed_side_by_side
 from ctxlens.analysis.contextuality import load_corpus
 from ctxlens.models.catalog import DEFAULT_KEYS
 from ctxlens.models.device import pick_device
-from ctxlens.backends.hf import encode_texts
 from ctxlens.models.registry import analyze_in_batches, get_model, run_analysis
 
 N_SENTENCES = 200
@@ -37,7 +36,7 @@ def matmul_flops(lm, sentences) -> float:
     """Floating-point operations of the batched pass's linear layers (2 per multiply-add),
     padding included: batches hold sentences of similar token counts, as analyze_in_batches."""
     weights = sum(m.weight.numel() for m in lm.model.base_model.modules() if isinstance(m, torch.nn.Linear))
-    lengths = sorted(len(e.input_ids) for e in encode_texts(lm, sentences))
+    lengths = sorted(len(e.input_ids) for e in lm.encode(sentences))
     padded = sum(max(lengths[i : i + BATCH]) * len(lengths[i : i + BATCH]) for i in range(0, len(lengths), BATCH))
     return 2.0 * weights * padded
 

@@ -64,6 +64,42 @@ def text_of_tokens(tokenizer, n_tokens: int, mask: str | None = None) -> str:
     return " ".join(words[:-1] if len(words) > 1 else words)
 
 
+def text_of_exact_tokens(tokenizer, n_tokens: int, prefix: str = "") -> str:
+    """A text whose encoding has exactly `n_tokens` tokens (specials included) where the
+    tokenizer allows it: `text_of_tokens`'s words, topped up with one-token words ("a")."""
+    words = [prefix] if prefix else []
+    count = lambda: len(tokenizer(" ".join(words))["input_ids"])  # noqa: E731
+    step = 0
+    while count() < n_tokens:
+        words.append(WORDS[step % len(WORDS)])
+        step += 1
+    if count() > n_tokens:
+        words.pop()
+        while count() < n_tokens:
+            words.append("a")
+    return " ".join(words)
+
+
+def on_gpu() -> bool:
+    from ctxlens.models.device import pick_device
+
+    return pick_device().startswith("cuda")
+
+
+def rss_bytes() -> int:
+    """This process's resident memory now (psutil)."""
+    import psutil
+
+    return psutil.Process().memory_info().rss
+
+
+def peak_rss_bytes() -> int:
+    """This process's highest resident memory so far (ru_maxrss, KiB on Linux)."""
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+
+
 def ratio_line(label: str, a: float, b: float, target: str) -> str:
     return f"{label:58} {a * 1000:9.1f} ms / {b * 1000:9.1f} ms = {a / b:5.2f}x  (target {target})"
 

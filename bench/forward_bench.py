@@ -1,8 +1,13 @@
-"""Full analysis vs a bare forward, and vs the way a user would script it with transformers.
+"""A page's first view vs a bare forward, and vs the way a user would script it with transformers.
 
-Prints, per model and input length, the two ratios of issue 8:
-  full analysis / bare forward            target <= 1.15x
-  full analysis / pipeline + 2 forwards   target <= 0.5x
+"Full" is what a page now costs before it draws anything: `analyze(lm, text)` (one forward
+keeping every hidden state and attention on the device) plus reading the head's output
+(`record.head`: top-k at every position, logits at the mask / last position, moved to the CPU).
+Prints, per model and input length (16 / 64 / 256 / 512 tokens), two ratios:
+  full / bare forward                     target <= 1.15x on a CPU, <= 1.3x on a GPU
+  full / pipeline + 2 forwards            target <= 0.5x
+On a GPU the bare forward is a few milliseconds, so the fixed cost of building a record
+(tokenising with offsets, word alignment, the head's top-k) weighs more: hence its own target.
 The pipeline way, as a user without ctxlens would write it: the model's transformers
 pipeline (fill-mask when it has an MLM head; feature-extraction for an encoder without one,
 such as MiniLM) plus one forward for attentions and one for hidden states.
@@ -13,7 +18,7 @@ from __future__ import annotations
 import tempfile
 
 import torch
-from common import device_line, ratio_line, text_of_tokens, timed_side_by_side
+from common import device_line, on_gpu, ratio_line, text_of_tokens, timed_side_by_side
 
 from ctxlens.models import catalog as cat
 from ctxlens.models.device import pick_device
@@ -21,7 +26,7 @@ from ctxlens.backends.hf import analyze
 from ctxlens.models.loading import load_hf, spec_for
 from ctxlens.models.registry import get_model
 
-LENGTHS = (16, 64, 256)
+LENGTHS = (16, 64, 256, 512)
 
 
 def random_bert_base(folder: str) -> str:
@@ -34,6 +39,13 @@ def random_bert_base(folder: str) -> str:
     tf.BertForMaskedLM(config).save_pretrained(folder)
     minilm.tokenizer.save_pretrained(folder)
     return folder
+
+
+def first_view(lm, text: str):
+    """What a page pays before drawing: the analysis and the head's small results."""
+    record = analyze(lm, text)
+    record.head  # noqa: B018 (top-k and the mask's / last token's logits cross to the CPU)
+    return record
 
 
 def bare_forward(lm, text: str):
@@ -58,17 +70,18 @@ def bench(lm, label: str) -> list[str]:
     options = {"top_k": 5} if has_mlm else {}
     pipe = pipeline(task, model=lm.model, tokenizer=lm.tokenizer, device=lm.model.device, **options)
     lines = []
+    full_target = "<= 1.3x" if on_gpu() else "<= 1.15x"
     for n in LENGTHS:
         text = text_of_tokens(lm.tokenizer, n, lm.tokenizer.mask_token if has_mlm else None)
         t = timed_side_by_side(
             {
-                "full": lambda: analyze(lm, text),
+                "full": lambda: first_view(lm, text),
                 "bare": lambda: bare_forward(lm, text),
                 "scripted": lambda: pipeline_way(lm, pipe, text),
             }
         )
         full, bare, scripted = t["full"], t["bare"], t["scripted"]
-        lines.append(ratio_line(f"{label} {n} tokens: full / bare forward", full, bare, "<= 1.15x"))
+        lines.append(ratio_line(f"{label} {n} tokens: full / bare forward", full, bare, full_target))
         lines.append(ratio_line(f"{label} {n} tokens: full / {task} + 2 forwards", full, scripted, "<= 0.5x"))
     return lines
 

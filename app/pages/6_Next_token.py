@@ -45,8 +45,7 @@ def lens_of(key: str, device: str, text: str, _lm):
 def reading(lm, text: str, top_k: int = 1):
     result = read(lm.spec.key, lm.device, text, top_k, lm)
     if result.record.truncated:
-        st.warning(f"The text has {result.record.n_tokens_full:,} tokens; {lm.spec.key} reads at most "
-                   f"{result.record.max_tokens:,}, so it was truncated.")
+        st.warning(widgets.cut_message(lm.spec.key, result.record))
     return result
 
 
