@@ -44,6 +44,13 @@ def test_neuron_view_of_a_long_input_draws_the_picked_head():
         # About 160 MiniLM tokens: every head would be 6 x 12 x 160² > NEURON_FULL_CELLS.
         box.fill(" ".join(["The bank of the river was muddy after the storm."] * 14))
         box.press("Control+Enter")
+        # The default sentence's view is on the page until the rerun ends: wait for it.
+        page.get_by_text("Long input: only layer").first.wait_for(state="attached", timeout=180_000)
+        page.wait_for_function(
+            "(() => { const s = document.querySelector('[data-test-script-state]');"
+            " return s && s.getAttribute('data-test-script-state') !== 'running'; })()",
+            timeout=180_000,
+        )
 
         page.get_by_role("tab", name="bertviz neuron view").first.click()
         view = page.frame_locator('iframe[title="bertviz neuron view of all-MiniLM-L6-v2"]')
