@@ -84,3 +84,14 @@ def browser_page():
             yield page
         finally:
             browser.close()
+
+
+def wait_for_rerun(page, timeout: float = 180_000) -> None:
+    """After an input changed: let the rerun start, then wait until the script is idle
+    (until then the page still shows the previous input's output)."""
+    page.wait_for_timeout(500)
+    page.wait_for_function(
+        "(() => { const s = document.querySelector('[data-test-script-state]');"
+        " return s && s.getAttribute('data-test-script-state') !== 'running'; })()",
+        timeout=timeout,
+    )

@@ -2,7 +2,7 @@
 
 import pytest
 
-from browser import browser_page, streamlit_server
+from browser import browser_page, streamlit_server, wait_for_rerun
 
 pytestmark = [pytest.mark.slow, pytest.mark.browser]
 
@@ -16,6 +16,7 @@ def test_attention_page_draws_bertviz_and_plotly_offline():
         box.wait_for(timeout=60_000)
         box.fill("The bank raised <b>rates</b> & the river rose.")
         box.press("Control+Enter")
+        wait_for_rerun(page)
 
         # The head view of the first model (MiniLM, the first tab) draws one line per head
         # and token pair, plus a text element per token on both sides.

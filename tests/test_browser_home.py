@@ -2,7 +2,7 @@
 
 import pytest
 
-from browser import browser_page, streamlit_server
+from browser import browser_page, streamlit_server, wait_for_rerun
 
 pytestmark = [pytest.mark.slow, pytest.mark.browser]
 
@@ -14,6 +14,7 @@ def test_home_shows_tokens_and_figure_for_a_typed_sentence():
         box.wait_for(timeout=60_000)
         box.fill("A bank by the river 😀 <b>bold?</b>")
         box.press("Control+Enter")
+        wait_for_rerun(page)
         page.wait_for_function(
             "document.querySelectorAll('.js-plotly-plot .main-svg').length >= 2", timeout=120_000
         )
