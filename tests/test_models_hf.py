@@ -123,22 +123,6 @@ def test_truncation_is_recorded(loaded):
     assert not short.truncated and short.n_tokens_full == short.n_tokens
 
 
-def test_batched_equals_one_at_a_time(loaded):
-    texts = ["The bank.", "The river bank was wet after the rain.", "A cat sat on the mat."]
-    for kind in ("bert-mlm", "gpt2", "bert-qa"):
-        lm = loaded(kind)
-        batched = run_analysis(lm, texts, None, None)
-        for text, rec in zip(texts, batched):
-            single = analyze(lm, text)
-            assert rec.tokens == single.tokens
-            np.testing.assert_allclose(rec.hidden_states, single.hidden_states, atol=1e-5)
-            np.testing.assert_allclose(rec.attentions, single.attentions, atol=1e-6)
-            if rec.head.top_probs is not None:
-                np.testing.assert_allclose(rec.head.top_probs, single.head.top_probs, atol=1e-5)
-            if rec.head.start_logits is not None:
-                np.testing.assert_allclose(rec.head.start_logits, single.head.start_logits, atol=1e-5)
-
-
 def test_mlm_head_output(loaded):
     lm = loaded("bert-mlm")
     record = analyze(lm, "the [MASK] sat on the mat.")

@@ -85,32 +85,30 @@ def gpt2_tokenizer(folder: Path):
     return tf.GPT2Tokenizer(vocab=vocab, merges=merges)
 
 
-def save_gpt2(folder: Path) -> Path:
+def _save_causal(folder: Path, model_for) -> Path:
+    """A causal LM over the tiny byte-level BPE: model_for(tokenizer) builds the network."""
     torch.manual_seed(0)
     folder.mkdir(parents=True, exist_ok=True)
     tokenizer = gpt2_tokenizer(folder)
-    config = tf.GPT2Config(
-        vocab_size=len(tokenizer), n_positions=64, n_embd=32, n_layer=2, n_head=2,
-        bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
-    )
-    tf.GPT2LMHeadModel(config).eval().save_pretrained(folder)
+    model_for(tokenizer).eval().save_pretrained(folder)
     tokenizer.save_pretrained(folder)
     return folder
+
+
+def _special_ids(tokenizer) -> dict:
+    return {"vocab_size": len(tokenizer), "bos_token_id": tokenizer.bos_token_id, "eos_token_id": tokenizer.eos_token_id}
+
+
+def save_gpt2(folder: Path) -> Path:
+    return _save_causal(folder, lambda tok: tf.GPT2LMHeadModel(
+        tf.GPT2Config(n_positions=64, n_embd=32, n_layer=2, n_head=2, **_special_ids(tok))))
 
 
 def save_llama(folder: Path) -> Path:
     """A Llama-style decoder: rotary positions, grouped-query attention (4 query heads, 2 keys)."""
-    torch.manual_seed(0)
-    folder.mkdir(parents=True, exist_ok=True)
-    tokenizer = gpt2_tokenizer(folder)
-    config = tf.LlamaConfig(
-        vocab_size=len(tokenizer), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
-        num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=64,
-        bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
-    )
-    tf.LlamaForCausalLM(config).eval().save_pretrained(folder)
-    tokenizer.save_pretrained(folder)
-    return folder
+    return _save_causal(folder, lambda tok: tf.LlamaForCausalLM(tf.LlamaConfig(
+        hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4,
+        num_key_value_heads=2, max_position_embeddings=64, **_special_ids(tok))))
 
 
 def save_roberta(folder: Path) -> Path:

@@ -59,9 +59,6 @@ class LoadedElmo:
     def analyze(self, texts, pairs=None, max_tokens=None, names=None) -> list[Analysis]:
         return self.records(self.encode(texts, pairs, max_tokens), names)
 
-    # Kept for callers of the earlier surface.
-    analyze_batch = analyze
-
     def run(self, encoded, names, grad: bool = False) -> list[dict]:
         return [dict(r.acts._tensors) for r in self.records(encoded, names)]
 

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from ..backends.limits import memory_budget_bytes
 from ..cache import CACHE
 from ..errors import InputError, ModelUnavailable
-from ..record import Analysis, Family
+from ..record import RESID, Analysis, Family
 from .catalog import ModelSpec
 from .device import pick_device, requested_dtype
 from .loading import Progress, can_convert, hub_offline, load_hf, resolve_local, spec_for
@@ -131,8 +131,6 @@ def analyze_in_batches(
 
     Texts are encoded once up front and sorted by length before the forwards.
     """
-    from ..record import RESID
-
     encoded = lm.encode(texts, None, max_tokens)
     names = frozenset({RESID}) if hidden_only else None
     order = sorted(range(len(texts)), key=lambda i: encoded[i].length)
@@ -148,8 +146,6 @@ def analyze_in_batches(
 
 def run_analysis(lm, texts, pairs, max_tokens, hidden_only: bool = False) -> list[Analysis]:
     """Not cached, one batch: library code and benchmarks that need a fresh forward."""
-    from ..record import RESID
-
     return lm.analyze(texts, pairs, max_tokens, frozenset({RESID}) if hidden_only else None)
 
 
