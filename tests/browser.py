@@ -86,12 +86,44 @@ def browser_page():
             browser.close()
 
 
-def wait_for_rerun(page, timeout: float = 180_000) -> None:
-    """After an input changed: let the rerun start, then wait until the script is idle
-    (until then the page still shows the previous input's output)."""
-    page.wait_for_timeout(500)
-    page.wait_for_function(
-        "(() => { const s = document.querySelector('[data-test-script-state]');"
-        " return s && s.getAttribute('data-test-script-state') !== 'running'; })()",
-        timeout=timeout,
-    )
+_STATE = "[data-test-script-state]"
+# "initial" comes before the first run; "rerunRequested" and "stopRequested" before the next.
+_IDLE = ("(() => { const s = document.querySelector('" + _STATE + "');"
+         " return s && ['notRunning', 'compilationError']"
+         ".includes(s.getAttribute('data-test-script-state')); })()")
+# Records every change of the script state from now on, so a rerun that starts and ends
+# between two polls is still seen.
+_ARM = f"""() => {{
+  window.__ctxRuns = 0;
+  const seen = () => {{
+    const s = document.querySelector('{_STATE}');
+    if (s && s.getAttribute('data-test-script-state') === 'running') window.__ctxRuns += 1;
+  }};
+  new MutationObserver(seen).observe(document.body,
+    {{subtree: true, childList: true, attributes: true, attributeFilter: ['data-test-script-state']}});
+}}"""
+
+
+def wait_for_idle(page, timeout: float = 240_000) -> None:
+    page.wait_for_function(_IDLE, timeout=timeout)
+
+
+def rerun(page, action, timeout: float = 240_000, start_within: float = 20_000) -> None:
+    """Do `action` (type, click), then wait until the rerun it causes has started and ended:
+    until then the page still shows the previous input's output. A rerun too short to be
+    rendered as running is given up on after `start_within` ms."""
+    page.evaluate(_ARM)
+    action()
+    try:
+        page.wait_for_function("window.__ctxRuns > 0", timeout=start_within)
+    except Exception:  # noqa: BLE001 - playwright's TimeoutError; the rerun may have been too quick to see
+        pass
+    wait_for_idle(page, timeout)
+
+
+def type_sentence(page, text: str, label: str = "Sentence", timeout: float = 240_000) -> None:
+    """Fill the text box `label`, submit it with Ctrl+Enter and wait for the rerun."""
+    box = page.get_by_label(label, exact=True)
+    box.wait_for(timeout=120_000)
+    box.fill(text)
+    rerun(page, lambda: box.press("Control+Enter"), timeout)

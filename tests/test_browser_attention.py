@@ -2,7 +2,7 @@
 
 import pytest
 
-from browser import browser_page, streamlit_server, wait_for_rerun
+from browser import browser_page, streamlit_server, type_sentence
 
 pytestmark = [pytest.mark.slow, pytest.mark.browser]
 
@@ -12,11 +12,7 @@ HEAD_VIEW = 'iframe[title="bertviz head view of all-MiniLM-L6-v2"]'
 def test_attention_page_draws_bertviz_and_plotly_offline():
     with streamlit_server() as url, browser_page() as page:
         page.goto(f"{url}/Attention", timeout=60_000)
-        box = page.get_by_label("Sentence", exact=True)
-        box.wait_for(timeout=60_000)
-        box.fill("The bank raised <b>rates</b> & the river rose.")
-        box.press("Control+Enter")
-        wait_for_rerun(page)
+        type_sentence(page, "The bank raised <b>rates</b> & the river rose.")
 
         # The head view of the first model (MiniLM, the first tab) draws one line per head
         # and token pair, plus a text element per token on both sides.
@@ -40,18 +36,9 @@ def test_attention_page_draws_bertviz_and_plotly_offline():
 def test_neuron_view_of_a_long_input_draws_the_picked_head():
     with streamlit_server() as url, browser_page() as page:
         page.goto(f"{url}/Attention", timeout=60_000)
-        box = page.get_by_label("Sentence", exact=True)
-        box.wait_for(timeout=60_000)
         # About 160 MiniLM tokens: every head would be 6 x 12 x 160² > NEURON_FULL_CELLS.
-        box.fill(" ".join(["The bank of the river was muddy after the storm."] * 14))
-        box.press("Control+Enter")
-        # The default sentence's view is on the page until the rerun ends: wait for it.
+        type_sentence(page, " ".join(["The bank of the river was muddy after the storm."] * 14))
         page.get_by_text("Long input: only layer").first.wait_for(state="attached", timeout=180_000)
-        page.wait_for_function(
-            "(() => { const s = document.querySelector('[data-test-script-state]');"
-            " return s && s.getAttribute('data-test-script-state') !== 'running'; })()",
-            timeout=180_000,
-        )
 
         page.get_by_role("tab", name="bertviz neuron view").first.click()
         view = page.frame_locator('iframe[title="bertviz neuron view of all-MiniLM-L6-v2"]')

@@ -2,7 +2,7 @@
 
 import pytest
 
-from browser import browser_page, streamlit_server, wait_for_rerun
+from browser import browser_page, streamlit_server, type_sentence
 
 pytestmark = [pytest.mark.slow, pytest.mark.browser]
 
@@ -10,11 +10,7 @@ pytestmark = [pytest.mark.slow, pytest.mark.browser]
 def test_home_shows_tokens_and_figure_for_a_typed_sentence():
     with streamlit_server() as url, browser_page() as page:
         page.goto(url, timeout=60_000)
-        box = page.get_by_label("Sentence", exact=True)
-        box.wait_for(timeout=60_000)
-        box.fill("A bank by the river 😀 <b>bold?</b>")
-        box.press("Control+Enter")
-        wait_for_rerun(page)
+        type_sentence(page, "A bank by the river 😀 <b>bold?</b>")
         page.wait_for_function(
             "document.querySelectorAll('.js-plotly-plot .main-svg').length >= 2", timeout=120_000
         )

@@ -3,7 +3,7 @@ no request leaves localhost."""
 
 import pytest
 
-from browser import browser_page, streamlit_server
+from browser import browser_page, streamlit_server, wait_for_idle
 
 pytestmark = [pytest.mark.slow, pytest.mark.browser]
 
@@ -16,12 +16,8 @@ PROBE = "Failed to load resource: the server responded with a status of 404"
 
 
 def wait_until_idle(page, timeout_ms=180_000):
-    """Streamlit shows its status widget while a script runs."""
     page.wait_for_selector('[data-testid="stMain"] h1', timeout=timeout_ms)  # every page has a title
-    page.wait_for_timeout(1000)
-    page.wait_for_function(
-        "!document.querySelector('[data-testid=\"stStatusWidget\"]')", timeout=timeout_ms
-    )
+    wait_for_idle(page, timeout_ms)
 
 
 @pytest.fixture(scope="module")

@@ -7,29 +7,16 @@ import time
 
 import pytest
 
-from browser import browser_page, streamlit_server
+from browser import browser_page, streamlit_server, type_sentence, wait_for_idle
 
 pytestmark = [pytest.mark.slow, pytest.mark.browser]
 
 PASTE = ("The bank of the river was muddy after the storm. 北京欢迎你 😀 <b>x</b> " * 2000)[:100_000]
 
 
-def _idle(page, timeout=240_000):
-    page.wait_for_function(
-        "(() => { const s = document.querySelector('[data-test-script-state]');"
-        " return s && s.getAttribute('data-test-script-state') !== 'running'; })()",
-        timeout=timeout,
-    )
-
-
 def _type(page, text):
     start = time.time()
-    box = page.get_by_label("Sentence", exact=True)
-    box.wait_for(timeout=120_000)
-    box.fill(text)
-    box.press("Control+Enter")
-    page.wait_for_timeout(500)  # the rerun starts
-    _idle(page)
+    type_sentence(page, text)
     print(f"{len(text):,} characters answered in {time.time() - start:.1f} s")
 
 
@@ -41,7 +28,7 @@ def test_a_huge_paste_is_cut_with_a_message_and_the_server_still_answers():
     with streamlit_server() as url, browser_page() as page:
         for path in ("", "/Attention"):
             page.goto(url + path, timeout=120_000)
-            _idle(page)
+            wait_for_idle(page)
             _type(page, PASTE)
             said = _warnings(page)
             assert "only the first 512" in said and "interactive views analyse at most 512" in said, said

@@ -6,7 +6,7 @@ import re
 
 import pytest
 
-from browser import browser_page, streamlit_server
+from browser import browser_page, rerun, streamlit_server, wait_for_idle
 
 pytestmark = [pytest.mark.slow, pytest.mark.browser]
 
@@ -17,17 +17,10 @@ def server():
         yield url
 
 
-def settle(page, timeout_ms=180_000):
-    """Wait for the run a change started to finish (Streamlit shows its status widget)."""
-    page.wait_for_timeout(1500)
-    page.wait_for_function("!document.querySelector('[data-testid=\"stStatusWidget\"]')", timeout=timeout_ms)
-    page.wait_for_timeout(500)
-
-
 def type_into(page, label, text):
-    page.get_by_label(label).fill(text)
-    page.keyboard.press("Control+Enter")  # a text area sends its text on Ctrl+Enter
-    settle(page)
+    box = page.get_by_label(label)
+    box.fill(text)
+    rerun(page, lambda: box.press("Control+Enter"))  # a text area sends its text on Ctrl+Enter
 
 
 def test_lab_slider_shows_the_layer_of_the_charts_after_the_target_changes(server):
@@ -38,22 +31,19 @@ def test_lab_slider_shows_the_layer_of_the_charts_after_the_target_changes(serve
     with browser_page() as page:
         page.goto(f"{server}/Polysemy_lab?model=elmo-tiny-test", timeout=60_000)
         page.get_by_role("slider").first.wait_for(timeout=180_000)
-        settle(page)
+        wait_for_idle(page)
         page.get_by_role("slider").first.focus()
-        page.keyboard.press("End")
-        settle(page)
+        rerun(page, lambda: page.keyboard.press("End"))
         assert slider_and_layers() == ("1.00", {"layer 2 of 2"})
         target = page.get_by_label("Target word")
         target.fill("plant")
-        target.press("Enter")  # absent from the bank sentences: the page stops above the slider
-        settle(page)
+        rerun(page, lambda: target.press("Enter"))  # absent from the bank sentences: the page stops above the slider
         type_into(page, "Sentences, one per line (optionally `sense | sentence`)",
                   "factory | The plant makes cars.\nfactory | The plant closed.\n"
                   "green | Water the plant.\ngreen | The plant grew.")
         assert slider_and_layers() == ("1.00", {"layer 2 of 2"})  # was 0.50 over layer 2
         page.get_by_label("Projection").click()
-        page.get_by_role("option", name="t-SNE").click()
-        settle(page)
+        rerun(page, lambda: page.get_by_role("option", name="t-SNE").click())
         assert slider_and_layers() == ("1.00", {"layer 2 of 2"})  # the charts jumped to layer 1
         assert page.locator('[data-testid="stException"]').count() == 0
 
@@ -66,15 +56,13 @@ def test_elmo_sentence_picker_follows_the_edited_sentence(server):
     with browser_page() as page:
         page.goto(f"{server}/ELMo?model=elmo-tiny-test", timeout=60_000)
         page.get_by_label("Sentences, one per line").wait_for(timeout=180_000)
-        settle(page)
+        wait_for_idle(page)
         type_into(page, "Sentences, one per line", "A bank.\nThe bank.\nMy bank.")
         page.get_by_role("combobox", name="Sentence to look at").click()
-        page.get_by_role("option", name="2: The bank.").click()
-        settle(page)
+        rerun(page, lambda: page.get_by_role("option", name="2: The bank.").click())
         assert picked_and_subject() == ("2: The bank.", ["2"])
         type_into(page, "Sentences, one per line", "A bank.\nThe big bank.\nMy bank.")
         assert picked_and_subject() == ("2: The big bank.", ["2"])  # showed the old "2: The bank."
-        page.get_by_role("button", name="layer 0 only (no context)").first.click()
-        settle(page)
+        rerun(page, lambda: page.get_by_role("button", name="layer 0 only (no context)").first.click())
         assert picked_and_subject() == ("2: The big bank.", ["2"])  # fell back to sentence 1
         assert page.locator('[data-testid="stException"]').count() == 0
