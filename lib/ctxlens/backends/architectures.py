@@ -2,9 +2,10 @@
 
 Everything else (the forward, hidden states, attention, queries and keys through
 `capture.py`) is the same code for every architecture. A row says where the final norm and the
-MLM head live (for the logit lens) and how far the position table is offset. A model type
-with no row still runs every view that needs only the forward; the logit lens then names
-the missing row.
+MLM head live (for the logit lens), how far the position table is offset, and which modules
+hold each task head's weights (a head the checkpoint has no weights for is random, so its
+capability is not claimed). A model type with no row still runs every view that needs only
+the forward; the logit lens then names the missing row, and heads are found by name.
 """
 
 from __future__ import annotations
@@ -13,6 +14,8 @@ from dataclasses import dataclass
 
 import torch
 
+from ..models import catalog as cat
+
 
 @dataclass(frozen=True)
 class Architecture:
@@ -20,24 +23,61 @@ class Architecture:
     mlm_head: str | None = None  # path from the full model to the MLM head (hidden → logits)
     # Rows of the position table never used: RoBERTa's ids start after padding_idx.
     position_offset_from_pad: bool = False
+    # Heads present in the weights: the modules (names in the loaded head class, e.g.
+    # BertForPreTraining) whose weights make each task head. A weight of one of them missing
+    # from the checkpoint means the head is random. None: found by name (`_HEADS_BY_NAME`).
+    lm_weights: tuple[str, ...] | None = None  # the MLM or next-token head
+    nsp_weights: tuple[str, ...] | None = None  # next-sentence prediction
+    qa_weights: tuple[str, ...] | None = None  # extractive QA spans
+    classifier_weights: tuple[str, ...] | None = None  # sequence and token classification
 
 
-_BERT = Architecture(mlm_head="cls.predictions")
-_ROBERTA = Architecture(mlm_head="lm_head", position_offset_from_pad=True)
-_LLAMA = Architecture(final_norm="model.norm")
+_BERT = Architecture(
+    mlm_head="cls.predictions", lm_weights=("cls.predictions",),
+    nsp_weights=("bert.pooler", "cls.seq_relationship"), qa_weights=("qa_outputs",),
+    classifier_weights=("bert.pooler", "classifier"),  # the sequence classifier reads the pooler
+)
+_ROBERTA = Architecture(
+    mlm_head="lm_head", position_offset_from_pad=True, lm_weights=("lm_head",),
+    qa_weights=("qa_outputs",), classifier_weights=("classifier",),
+)
+_LLAMA = Architecture(final_norm="model.norm", lm_weights=("lm_head",))
 
 ARCHITECTURES: dict[str, Architecture] = {
     "bert": _BERT,
-    "electra": Architecture(mlm_head="generator_predictions"),
+    "electra": Architecture(
+        mlm_head="generator_predictions", lm_weights=("generator_predictions", "generator_lm_head"),
+        qa_weights=("qa_outputs",), classifier_weights=("classifier",),
+    ),
     "roberta": _ROBERTA,
     "xlm-roberta": _ROBERTA,
     "camembert": _ROBERTA,
-    "distilbert": Architecture(mlm_head="vocab_projector"),  # see mlm_head(): three modules before it
-    "gpt2": Architecture(final_norm="transformer.ln_f"),
-    "gpt_neox": Architecture(final_norm="gpt_neox.final_layer_norm"),
+    "distilbert": Architecture(  # see mlm_head(): three modules before vocab_projector
+        mlm_head="vocab_projector",
+        lm_weights=("vocab_transform", "vocab_layer_norm", "vocab_projector"),
+        qa_weights=("qa_outputs",), classifier_weights=("pre_classifier", "classifier"),
+    ),
+    "gpt2": Architecture(final_norm="transformer.ln_f", lm_weights=("lm_head",)),
+    "gpt_neox": Architecture(final_norm="gpt_neox.final_layer_norm", lm_weights=("lm_head",)),
     "llama": _LLAMA,
     "mistral": _LLAMA,
     "qwen2": _LLAMA,
+}
+
+
+# Which capabilities each head column carries, and, for a model type with no row (or a column
+# left None), the substrings a missing weight's name is tested for instead.
+_HEAD_CAPABILITIES = {
+    "lm_weights": (cat.MLM, cat.NEXT_TOKEN),
+    "nsp_weights": (cat.NSP,),
+    "qa_weights": (cat.QA_SPANS,),
+    "classifier_weights": (cat.SEQ_CLASS, cat.TOKEN_CLASS),
+}
+_HEADS_BY_NAME = {
+    "lm_weights": ("cls.predictions", "lm_head", "vocab_", "predictions."),
+    "nsp_weights": ("seq_relationship",),
+    "qa_weights": ("qa_outputs",),
+    "classifier_weights": ("classifier",),
 }
 
 
@@ -75,3 +115,19 @@ def position_offset(config) -> int:
     if row is not None and row.position_offset_from_pad:
         return (getattr(config, "pad_token_id", 1) or 1) + 1
     return 0
+
+
+def untrained_capabilities(config, missing_keys) -> set[str]:
+    """The capabilities whose head has a weight in `missing_keys` (the loading report's
+    parameters not found in the checkpoint, so initialised at random)."""
+    row = architecture(config)
+    dropped: set[str] = set()
+    for column, capabilities in _HEAD_CAPABILITIES.items():
+        modules = getattr(row, column) if row is not None else None
+        if modules is None:
+            missing = any(part in key for key in missing_keys for part in _HEADS_BY_NAME[column])
+        else:
+            missing = any(key == m or key.startswith(m + ".") for key in missing_keys for m in modules)
+        if missing:
+            dropped.update(capabilities)
+    return dropped

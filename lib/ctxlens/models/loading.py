@@ -1,7 +1,9 @@
 """Finding and loading Hugging Face models: installed package → local cache → hub download.
 
-Every failure becomes one `ModelUnavailable` naming the model and the cause, so a page can
-show a sentence instead of a traceback.
+Finding the weights, the device and the precision are here; reading them with transformers is
+`backends/hf_loading.py` (the backend is the only code importing transformers). Every failure
+becomes one `ModelUnavailable` naming the model and the cause, so a page can show a sentence
+instead of a traceback.
 """
 
 from __future__ import annotations
@@ -15,15 +17,13 @@ import threading
 from pathlib import Path
 from typing import Callable
 
-import torch
 
 from ..errors import ModelUnavailable
 from . import catalog as cat
 from .catalog import ModelSpec
-from ..backends.architectures import position_offset
+from ..backends import hf_loading
 from ..backends.hf import LoadedModel
 from .device import pick_device, pick_dtype
-from ..record import Family
 
 Progress = Callable[[float, str], None]  # fraction in [0, 1], message
 
@@ -54,7 +54,10 @@ def spec_for(name: str) -> ModelSpec:
             name, "it is not in the catalog, not a local folder and not in the local cache",
             "Download it first (needs network) or pick a catalog model.",
         )
-    return cat.spec_from_config(name, _read_config(name, folder), source=f"hf:{name}")
+    config = _read_config(name, folder)
+    return cat.spec_from_config(
+        name, config, source=f"hf:{name}", decoder_only=hf_loading.is_decoder_only(config)
+    )
 
 
 def resolve_local(source: str) -> Path | None:
@@ -165,8 +168,6 @@ def _progress_tqdm(spec: ModelSpec, progress: Progress | None):
 
 def _convert_gguf(spec: ModelSpec, progress: Progress | None) -> Path:
     """Load the GGUF file once (slow: de-quantisation) and save it as safetensors."""
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
     _, module, filename = spec.source.split(":")
     target = cache_root() / "converted" / module
     with _CONVERT_LOCK:
@@ -174,20 +175,13 @@ def _convert_gguf(spec: ModelSpec, progress: Progress | None) -> Path:
             return target
         if progress:
             progress(0.05, f"Converting {spec.key} from GGUF (once; later loads are fast)")
-        folder = str(_module_dir(module))
         try:
-            tokenizer = AutoTokenizer.from_pretrained(folder, gguf_file=filename)
-            model = AutoModelForCausalLM.from_pretrained(folder, gguf_file=filename)
+            model, tokenizer = hf_loading.read_gguf(_module_dir(module), filename)
         except Exception as exc:
             raise ModelUnavailable(spec.key, f"the GGUF file could not be read ({_short(exc)})") from None
-        # A GGUF-loaded model refuses to save while it still carries its quantiser.
-        model.hf_quantizer = None
-        if hasattr(model.config, "quantization_config"):
-            del model.config.quantization_config
         target.parent.mkdir(parents=True, exist_ok=True)
         staging = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{module}-"))
-        model.save_pretrained(staging)
-        tokenizer.save_pretrained(staging)
+        hf_loading.save_dequantised(model, tokenizer, staging)
         shutil.rmtree(target, ignore_errors=True)
         staging.rename(target)
         if progress:
@@ -196,10 +190,8 @@ def _convert_gguf(spec: ModelSpec, progress: Progress | None) -> Path:
 
 
 def _read_config(name: str, folder: Path):
-    from transformers import AutoConfig
-
     try:
-        return AutoConfig.from_pretrained(str(folder))
+        return hf_loading.read_config(folder)
     except Exception as exc:
         raise ModelUnavailable(name, f"its config.json cannot be read ({_short(exc)})") from None
 
@@ -212,52 +204,20 @@ def _short(exc: Exception, limit: int = 160) -> str:
 # --- loading -------------------------------------------------------------------------------
 
 
-def _head_class(spec: ModelSpec):
-    import transformers as tf
-
-    if spec.family is Family.QA:
-        return tf.AutoModelForQuestionAnswering
-    if spec.family is Family.CAUSAL_LM:
-        return tf.AutoModelForCausalLM if spec.can(cat.NEXT_TOKEN) else tf.AutoModel
-    if spec.can(cat.NSP):
-        return tf.AutoModelForPreTraining
-    if spec.can(cat.MLM):
-        return tf.AutoModelForMaskedLM
-    if spec.can(cat.SEQ_CLASS):
-        return tf.AutoModelForSequenceClassification
-    if spec.can(cat.TOKEN_CLASS):
-        return tf.AutoModelForTokenClassification
-    return tf.AutoModel
-
-
 def load_hf(spec: ModelSpec, device: str | None = None, progress: Progress | None = None,
             dtype: str | None = None) -> LoadedModel:
     """Load a Hugging Face model with our eager attention (attentions, queries and keys exist),
     safetensors only, in float32 unless half precision is asked for or float32 would not fit."""
-    from transformers import AutoTokenizer
-
-    from ..backends.capture import ATTN_IMPLEMENTATION
-
     folder = fetch(spec, progress)
     device = pick_device(device)
     dtype = pick_dtype(device, dtype, _float32_bytes(folder) if device.startswith("cuda") else 0)
     if progress:
         progress(0.9, f"Loading {spec.key} onto {device}")
     try:
-        tokenizer = AutoTokenizer.from_pretrained(str(folder))
-        model, info = _head_class(spec).from_pretrained(
-            str(folder), attn_implementation=ATTN_IMPLEMENTATION, dtype=dtype,
-            use_safetensors=True, output_loading_info=True,
-        )
-    except ModelUnavailable:
-        raise
+        model, tokenizer, info = hf_loading.read_weights(spec, folder, dtype)
     except Exception as exc:
         raise ModelUnavailable(spec.key, _load_failure_cause(exc)) from None
-    if not getattr(tokenizer, "is_fast", False):
-        raise ModelUnavailable(spec.key, "it has no fast tokenizer (character offsets are needed)")
-    spec = _drop_untrained_heads(spec, info)
-    model.to(device).eval()
-    return LoadedModel(spec, model, tokenizer, device, dtype, _max_tokens(model, tokenizer), folder)
+    return hf_loading.loaded_model(spec, model, tokenizer, info, device, dtype, folder)
 
 
 def _load_failure_cause(exc: Exception) -> str:
@@ -267,38 +227,6 @@ def _load_failure_cause(exc: Exception) -> str:
     if "no file named" in text or "does not appear to have" in text:
         return "no weights: no safetensors file in its folder"
     return f"loading failed ({_short(exc)})"
-
-
-def _drop_untrained_heads(spec: ModelSpec, info: dict) -> ModelSpec:
-    """A head whose weights were missing from the checkpoint is random: never claim it."""
-    missing = " ".join(info.get("missing_keys", []))
-    caps = set(spec.capabilities)
-    if "seq_relationship" in missing:
-        caps.discard(cat.NSP)
-    if any(part in missing for part in ("cls.predictions", "lm_head", "vocab_", "predictions.")):
-        caps.discard(cat.MLM)
-        caps.discard(cat.NEXT_TOKEN)
-    if "qa_outputs" in missing:
-        caps.discard(cat.QA_SPANS)
-    if "classifier" in missing:
-        caps.discard(cat.SEQ_CLASS)
-        caps.discard(cat.TOKEN_CLASS)
-    return cat.with_capabilities(spec, caps)
-
-
-def _max_tokens(model, tokenizer) -> int:
-    """The longest input the model accepts: its position table, or the tokenizer's limit."""
-    config = model.config
-    limits = [
-        getattr(config, name, None)
-        for name in ("max_position_embeddings", "n_positions", "max_sequence_length")
-    ]
-    limits = [int(v) for v in limits if isinstance(v, int) and v > 0]
-    if limits:  # e.g. RoBERTa's position ids start after padding_idx: its first rows are never used
-        limits = [limits[0] - position_offset(config)]
-    if 0 < getattr(tokenizer, "model_max_length", 0) < 1_000_000:
-        limits.append(int(tokenizer.model_max_length))
-    return min(limits) if limits else 512
 
 
 def _float32_bytes(folder: Path) -> int:
