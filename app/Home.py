@@ -2,7 +2,7 @@
 
 import streamlit as st
 
-import widgets
+from ui import chrome, pickers, inputs, running
 from ctxlens.figures.basic import hidden_norm_heatmap, token_table
 from ctxlens.models import catalog as cat
 
@@ -19,7 +19,7 @@ LESSONS = (
      {"sentences": "She sat on the bank of the river.\nThe bank lent him money.\nThe plane began to bank left."}),
 )
 
-widgets.page_setup("Home")
+chrome.page_setup("Home")
 st.title("ctxlens: see what contextual language models do")
 st.markdown(
     "Type a sentence and compare how **ELMo**, **BERT**-style encoders and **GPT**-style causal "
@@ -31,16 +31,16 @@ st.subheader("Lessons")
 for column, (page, label, params) in zip(st.columns(len(LESSONS)), LESSONS):
     column.page_link(page, label=label, query_params=params)
 
-device = widgets.device_picker()
-models = widgets.model_picker()
+device = pickers.device_picker()
+models = pickers.model_picker()
 
 with st.expander("Model status", expanded=False):
-    widgets.status_panel(device)
+    pickers.status_panel(device)
 
-text, second = widgets.sentence_input("The bank of the river was muddy after the storm.")
+text, second = inputs.sentence_input("The bank of the river was muddy after the storm.")
 
-widgets.require_models(models)
-text, second = widgets.require_pair(text, second)
+inputs.require_models(models)
+text, second = inputs.require_pair(text, second)
 
 columns = st.columns(len(models))
 for column, key in zip(columns, models):
@@ -48,7 +48,7 @@ for column, key in zip(columns, models):
         spec = cat.CATALOG.get(key)
         st.subheader(key)
         st.caption(spec.family.label if spec else "custom model")
-        record = widgets.analyze(key, text, second, device)
+        record = running.analyze(key, text, second, device)
         if record is None:
             continue
         st.markdown(
@@ -56,4 +56,4 @@ for column, key in zip(columns, models):
             f"**{record.n_layers}** layers" + (f" · **{record.n_heads}** heads" if record.n_heads else "")
         )
         st.dataframe(token_table(record), hide_index=True, height=260, width="stretch")
-        widgets.chart(st, hidden_norm_heatmap(record), width="stretch", key=f"norms_{key}")
+        chrome.chart(st, hidden_norm_heatmap(record), width="stretch", key=f"norms_{key}")

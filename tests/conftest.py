@@ -7,7 +7,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "lib"))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-sys.path.insert(0, str(ROOT / "app"))  # pages import the shared `widgets` module
+sys.path.insert(0, str(ROOT / "app"))  # pages import the shared `ui` package
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # tests never download
 os.environ.setdefault("CTXLENS_DEVICE", "cpu")
 

@@ -14,7 +14,7 @@ PLOTLY_TABS = ("All heads of a layer", "One head", "Head summary", "Mean & rollo
 
 
 def _page(models, extra=()):
-    # Run from Home so that `import widgets` resolves as under `streamlit run app/Home.py`.
+    # Run from Home so that `from ui import ...` resolves as under `streamlit run app/Home.py`.
     at = AppTest.from_file(str(APP / "Home.py"), default_timeout=180)
     at.session_state["ctx_models"] = list(models)
     at.session_state["ctx_extra_models"] = list(extra)

@@ -9,7 +9,7 @@ from streamlit.testing.v1 import AppTest
 
 APP = Path(__file__).resolve().parents[1] / "app"
 PAGE = str(APP / "pages" / "5_ELMo.py")
-sys.path.insert(0, str(APP))  # `streamlit run app/Home.py` puts app/ on the path for `import widgets`
+sys.path.insert(0, str(APP))  # `streamlit run app/Home.py` puts app/ on the path for `from ui import ...`
 TWO_SENTENCES = "The bank was closed.\nWe sat on the bank of the river."
 WEIGHTS = "weight softmax(s)_j"
 

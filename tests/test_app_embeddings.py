@@ -14,7 +14,7 @@ from ctxlens.analysis import polysemy
 APP = Path(__file__).resolve().parents[1] / "app"
 LAB = str(APP / "pages" / "2_Polysemy_lab.py")
 CONTEXT = str(APP / "pages" / "3_Contextuality.py")
-sys.path.insert(0, str(APP))  # `streamlit run app/Home.py` puts app/ on the path for `import widgets`
+sys.path.insert(0, str(APP))  # `streamlit run app/Home.py` puts app/ on the path for `from ui import ...`
 
 
 @pytest.fixture(autouse=True, scope="module")

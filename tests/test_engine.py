@@ -69,6 +69,17 @@ def test_weights_of_records_arrays_and_strings(tiny_models):
     assert weigh("abc") == 3 and weigh({"x": np.zeros(4, np.float64)}) == 32
 
 
+def test_a_result_dataclass_weighs_what_its_fields_hold():
+    from dataclasses import dataclass
+
+    @dataclass(frozen=True)
+    class Result:
+        vectors: np.ndarray
+        labels: tuple[str, ...]
+
+    assert weigh(Result(np.zeros((10, 4), np.float32), ("ab", "c"))) == 160 + 3
+
+
 def test_interactive_limit_cuts_and_says_so(tiny_models, monkeypatch):
     monkeypatch.setenv("CTXLENS_MAX_TOKENS", "16")
     record = registry.analyze_text(tiny_models["bert-mlm"], "the bank " * 40, device="cpu")

@@ -3,9 +3,9 @@
 import numpy as np
 import streamlit as st
 
-import widgets
+from ui import chrome, pickers, inputs, running
 from ctxlens.analysis.attention import STATISTICS, drop_special_sinks, merge_to_words, present_words
-from ctxlens.analysis.neurons import supports_neuron_view
+from ctxlens.methods.neurons import supports_neuron_view
 from ctxlens.cache import cached
 from ctxlens.analysis.tokens import is_byte_level
 from ctxlens.figures.attention import (
@@ -35,7 +35,7 @@ MAX_IFRAME_HEIGHT = 1000  # taller views scroll inside their frame
 GRID_CELLS = 1_000_000  # heads × T² above this: the all-heads grid (≈ 13 B a cell) waits for a click
 FEW_HEADS = 4  # bertviz heads pre-selected when all of them would draw too many lines
 
-widgets.page_setup("Attention")
+chrome.page_setup("Attention")
 st.title("Who attends to whom?")
 st.markdown(
     "Every layer of a Transformer has several attention **heads**. Each head gives every token "
@@ -45,12 +45,12 @@ st.markdown(
     "Layers and heads are numbered from 0."
 )
 
-device = widgets.device_picker()
-models = widgets.model_picker()
-text, second = widgets.sentence_input("The bank of the river was muddy after the storm.")
+device = pickers.device_picker()
+models = pickers.model_picker()
+text, second = inputs.sentence_input("The bank of the river was muddy after the storm.")
 
-widgets.require_models(models)
-text, second = widgets.require_pair(text, second)
+inputs.require_models(models)
+text, second = inputs.require_pair(text, second)
 
 
 # Kept in the library's one byte-bounded cache, per analysis input, so moving a slider does
@@ -74,7 +74,7 @@ def cached_neuron_view(ident, layer, head, record):
 
 def tokenization_note(key: str, record) -> str:
     """What the tokens are: the tokenizer's algorithm and the marks it leaves in the tokens."""
-    tokenizer = get_model(key, device, None, widgets.precision()).tokenizer  # already loaded: analyze() came first
+    tokenizer = get_model(key, device, None, pickers.precision()).tokenizer  # already loaded: analyze() came first
     algorithm = type(getattr(getattr(tokenizer, "backend_tokenizer", None), "model", None)).__name__
     if algorithm == "BPE" and is_byte_level(tokenizer):
         kind = "byte-level BPE sub-words: ␣ marks a piece that starts with a space; a character " \
@@ -157,8 +157,8 @@ def show_model(key: str, record, ident) -> None:
         if lines > MAX_SVG_LINES:
             too_many_lines("head view", lines, "it draws every head of a layer at once; shorten the "
                            "text, or use the model view with a few heads")
-            widgets.chart(st, head_heatmap(head_att, labels, causal=causal, title=head_title),
-                            key=f"att_hv_fallback_{key}")
+            chrome.chart(st, head_heatmap(head_att, labels, causal=causal, title=head_title),
+                         key=f"att_hv_fallback_{key}")
         else:
             # Every layer when the whole model is small, else just the picked one (smaller page).
             layers = range(n_layers) if svg_line_count(record, "model") <= MAX_SVG_LINES else [layer]
@@ -178,8 +178,8 @@ def show_model(key: str, record, ident) -> None:
             st.info("Pick at least one head.")
         elif lines > MAX_SVG_LINES:
             too_many_lines("model view", lines, "pick fewer heads, or shorten the text")
-            widgets.chart(st, head_heatmap(head_att, labels, causal=causal, title=head_title),
-                            key=f"att_mv_fallback_{key}")
+            chrome.chart(st, head_heatmap(head_att, labels, causal=causal, title=head_title),
+                         key=f"att_mv_fallback_{key}")
         else:
             if len(layers) < n_layers:
                 st.caption(f"Long input: only layer {layer} is drawn (pick the layer above).")
@@ -203,26 +203,26 @@ def show_model(key: str, record, ident) -> None:
         )
         if draw:
             grid, grid_labels = prepare(record.attention(layer), record, drop_sinks, merge)
-            widgets.chart(st, layer_heads_grid(grid, grid_labels, causal=causal, layer=layer), key=f"att_grid_{key}")
+            chrome.chart(st, layer_heads_grid(grid, grid_labels, causal=causal, layer=layer), key=f"att_grid_{key}")
         else:
             st.info(f"{n_tokens} tokens × {n_heads} heads is a heavy figure: pick one head in the "
                     "“One head” tab, or tick the box.")
     with tabs[4]:
-        widgets.chart(st, head_heatmap(head_att, labels, causal=causal, title=head_title), key=f"att_headfig_{key}")
+        chrome.chart(st, head_heatmap(head_att, labels, causal=causal, title=head_title), key=f"att_headfig_{key}")
         n = len(labels)
         k = st.number_input(
             "Line view: the k strongest edges", 1, n * n, n * n if n <= LONG_INPUT else 3 * n,
             key=f"att_k_{key}_{n}", help=f"Above {LONG_INPUT} tokens all {n}² lines are unreadable: "
             "only the strongest are drawn.",
         )
-        widgets.chart(st, attention_lines(head_att, labels, k=int(k)), key=f"att_lines_{key}")
+        chrome.chart(st, attention_lines(head_att, labels, k=int(k)), key=f"att_lines_{key}")
     with tabs[5]:
         name = st.selectbox("Statistic", list(STATISTICS), format_func=STATISTICS.get, key=f"att_stat_{key}")
         values = head_statistics(record)[name]
         if np.isnan(values).all():
             st.info("This input has none of those tokens (no [SEP]/EOS, or no punctuation).")
         else:
-            widgets.chart(st, head_summary_heatmap(values, name), key=f"att_summary_{key}")
+            chrome.chart(st, head_summary_heatmap(values, name), key=f"att_summary_{key}")
         st.caption("Each cell: one head's mean over all query rows (see the library's "
                    "head_statistics for the exact definitions).")
     with tabs[6]:
@@ -233,11 +233,11 @@ def show_model(key: str, record, ident) -> None:
         )
         left, right = st.columns(2)
         mean, mean_labels = prepare(mean_over_heads(record, layer), record, drop_sinks, merge)
-        widgets.chart(left, head_heatmap(mean, mean_labels, causal=causal, title=f"mean over heads, layer {layer}"),
-                          key=f"att_mean_{key}")
+        chrome.chart(left, head_heatmap(mean, mean_labels, causal=causal, title=f"mean over heads, layer {layer}"),
+                     key=f"att_mean_{key}")
         roll, roll_labels = prepare(rollout(record, layer), record, drop_sinks, merge)
-        widgets.chart(right, head_heatmap(roll, roll_labels, causal=causal, title=f"rollout to layer {layer}"),
-                           key=f"att_rollout_{key}")
+        chrome.chart(right, head_heatmap(roll, roll_labels, causal=causal, title=f"rollout to layer {layer}"),
+                     key=f"att_rollout_{key}")
 
 
 tabs = st.tabs(models) if len(models) > 1 else [st.container()]
@@ -251,7 +251,7 @@ for tab, key in zip(tabs, models):
             st.info(f"{key} is an ELMo biLM, a bidirectional LSTM over characters: it has no attention "
                     "heads, so there is nothing to show here. Pick a BERT- or GPT-style model.")
             continue
-        record = widgets.analyze(key, text, second, device)
+        record = running.analyze(key, text, second, device)
         if record is None:
             continue
         if not record.has_attention:

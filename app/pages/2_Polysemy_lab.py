@@ -2,14 +2,16 @@
 layers of every chosen model. Does the model give "bank" (money) and "bank" (river)
 different vectors, and from which layer on?"""
 
+import hashlib
 import threading
 
 import numpy as np
 import pandas as pd
 import streamlit as st
 
-import widgets
-from ctxlens.analysis.extract import analyze_all, locate_target
+from ui import state, chrome, pickers, inputs, running
+from ctxlens.methods.extraction import analyze_all
+from ctxlens.analysis.extract import locate_target
 from ctxlens.analysis.polysemy import (
     UNLABELLED, all_identical, check_target, collect_target_vectors, cosine_matrix, load_presets,
     parse_sentences, parse_upload, project, separation_by_layer, warm_up_umap,
@@ -26,24 +28,30 @@ OCCURRENCES = {"every occurrence": "all", "first in each sentence": "first"}
 POOLING_HELP = "A word split into several sub-word tokens gets one vector: the first token's, their mean, or the last's."
 
 
-@st.cache_resource(show_spinner=False)
 def umap_warm_up() -> threading.Thread:
-    """Numba compiles UMAP once per process (~15 s): start it in the background at first visit."""
-    thread = threading.Thread(target=warm_up_umap, name="umap-warm-up", daemon=True)
-    thread.start()
-    return thread
+    """Numba compiles UMAP once per process (~15 s): start it in the background at first visit.
+    (Should the cache drop the thread, a new one finds the work done: warm_up_umap runs once.)"""
+    def start() -> threading.Thread:
+        thread = threading.Thread(target=warm_up_umap, name="umap-warm-up", daemon=True)
+        thread.start()
+        return thread
+
+    return cached(("umap_warm_up",), start)
 
 
-@st.cache_data(show_spinner=False, max_entries=128)
 def projected(vectors: np.ndarray, method: str, seed: int) -> np.ndarray:
-    return project(vectors, method, seed)
+    """Kept per (vectors, method, seed): the digest of the vectors stands for the model, device,
+    precision, sentences, target, pooling and layer they come from."""
+    digest = hashlib.blake2b(np.ascontiguousarray(vectors).tobytes(), digest_size=16).hexdigest()
+    return cached(("lab_projection", vectors.shape, str(vectors.dtype), digest, method, seed),
+                  lambda: project(vectors, method, seed))
 
 
 def target_vectors(key, device, sentences, target, pooling, which):
     bar = st.progress(0.0, text=f"{key}: reading {len(sentences)} sentences")
     try:
         records = analyze_all(
-            key, [s.text for s in sentences], device=device, dtype=widgets.precision(),
+            key, [s.text for s in sentences], device=device, dtype=pickers.precision(),
             progress=lambda f, message: bar.progress(min(f, 1.0), text=f"{key}: {message}"),
         )
         return collect_target_vectors(records, sentences, target, pooling, which)
@@ -62,10 +70,10 @@ def typed_by_hand() -> None:
     st.session_state["lab_preset"] = OWN  # the box no longer holds the preset
 
 
-widgets.page_setup("Polysemy lab")
+chrome.page_setup("Polysemy lab")
 umap_warm_up()
 PRESETS = load_presets()
-if (linked := widgets.from_link("lab_preset", "preset")) in PRESETS:  # a lesson link opens on its preset
+if (linked := state.from_link("lab_preset", "preset")) in PRESETS:  # a lesson link opens on its preset
     st.session_state["lab_preset"] = linked
     use_preset()
 st.session_state.setdefault("lab_preset", "bank")
@@ -79,8 +87,8 @@ st.markdown(
     "gives every occurrence the same vector; a contextual model should pull the senses "
     "apart, more in some layers than in others."
 )
-device = widgets.device_picker()
-models = widgets.model_picker()
+device = pickers.device_picker()
+models = pickers.model_picker()
 
 left, right = st.columns([1, 2])
 with left:
@@ -105,7 +113,7 @@ try:
     sentences = parse_upload(upload.name, upload.getvalue()) if upload else parse_sentences(text)
     target = check_target(target_text)
 except CtxlensError as exc:
-    widgets.show_error(exc)
+    chrome.show_error(exc)
     st.stop()
 if upload:
     st.caption(f"Using {len(sentences)} sentences from the uploaded file (the box above is ignored).")
@@ -115,7 +123,7 @@ if len(sentences) < 2:
 if len(sentences) > MAX_SENTENCES:
     st.warning(f"{len(sentences)} sentences: the lab uses the first {MAX_SENTENCES}.")
     sentences = sentences[:MAX_SENTENCES]
-widgets.require_models(models)
+inputs.require_models(models)
 
 where = locate_target([s.text for s in sentences], target, which)
 if not where.found:
@@ -130,16 +138,16 @@ if where.missing:
 sentence_key = tuple((s.text, s.sense) for s in sentences)
 occurrences = {}
 for key in models:
-    if widgets.load_model(key, device) is None:
+    if running.load_model(key, device) is None:
         continue
     try:
         # Target vectors by (model, device, precision, sentences, options), shared by every session.
         occurrences[key] = cached(
-            ("lab_vectors", key, device, widgets.precision(), sentence_key, target.casefold(), pooling, which),
+            ("lab_vectors", key, device, pickers.precision(), sentence_key, target.casefold(), pooling, which),
             lambda key=key: target_vectors(key, device, sentences, target, pooling, which),
         )
     except Exception as exc:
-        widgets.show_error(exc)
+        chrome.show_error(exc)
         continue
     cut = sorted(set(occurrences[key].missing) - set(where.missing))
     if cut:
@@ -172,8 +180,8 @@ if bar is not None:
     bar.empty()
 titles = [f"{k} · layer {layers[k]} of {occ.vectors.shape[0] - 1}" + (" · all vectors identical" if k in same else "")
           for k, occ in occurrences.items()]
-widgets.chart(st, sense_scatter(list(coords.values()), list(occurrences.values()), titles),
-                key="lab_scatter", width="stretch")
+chrome.chart(st, sense_scatter(list(coords.values()), list(occurrences.values()), titles),
+             key="lab_scatter", width="stretch")
 for k in same:
     st.info(f"{k}, layer {layers[k]}: all vectors identical at this layer. Every occurrence of "
             f"'{target}' has the same vector, drawn as one point: the senses cannot separate here.")
@@ -185,8 +193,8 @@ for tab, (key, occ) in zip(st.tabs(list(occurrences)), occurrences.items()):
     with tab:
         matrix, order = cosine_matrix(occ.vectors[layers[key]], occ.senses)
         title = f"'{target}' in {key}, layer {layers[key]} (rows grouped by sense)"
-        widgets.chart(st, cosine_heatmap(matrix, [occ.senses[i] for i in order], title),
-                        key=f"lab_cosine_{key}", width="stretch")
+        chrome.chart(st, cosine_heatmap(matrix, [occ.senses[i] for i in order], title),
+                     key=f"lab_cosine_{key}", width="stretch")
 
 st.subheader("How well the senses separate, layer by layer")
 senses = {s for occ in occurrences.values() for s in occ.senses if s != UNLABELLED}
@@ -194,7 +202,7 @@ metrics = pd.concat([separation_by_layer(occ) for occ in occurrences.values()], 
 if len(senses) < 2:
     st.info("Tag the sentences with at least two senses (`sense | sentence`) to measure separation.")
 else:
-    widgets.chart(st, separation_lines(metrics, chance=1 / len(senses)), key="lab_separation", width="stretch")
+    chrome.chart(st, separation_lines(metrics, chance=1 / len(senses)), key="lab_separation", width="stretch")
     st.caption("Accuracy: each occurrence, left out, is given the sense whose mean vector is nearest "
                "(cosine). Silhouette: how much closer an occurrence is to its own sense than to the "
                "nearest other sense (1 = perfectly apart, 0 = mixed or all vectors identical).")

@@ -4,9 +4,9 @@ for every chosen model, beside what the paper found."""
 import pandas as pd
 import streamlit as st
 
-import widgets
+from ui import chrome, pickers, inputs, running
 from ctxlens.analysis.contextuality import MIN_OCCURRENCES, PAPER_FINDINGS, contextuality_report, load_corpus
-from ctxlens.analysis.extract import analyze_all
+from ctxlens.methods.extraction import analyze_all
 from ctxlens.analysis.polysemy import parse_sentences, parse_upload
 from ctxlens.errors import CtxlensError
 from ctxlens.figures.embeddings import contextuality_lines
@@ -26,13 +26,13 @@ def measure(key: str, device: str, texts: tuple[str, ...], pooling: str) -> pd.D
         return lambda f, message: bar.progress(min(start + span * f, 1.0), text=f"{key}: {message}")
 
     try:
-        records = analyze_all(key, list(texts), device=device, progress=step(0.0, 0.7), dtype=widgets.precision())
+        records = analyze_all(key, list(texts), device=device, progress=step(0.0, 0.7), dtype=pickers.precision())
         return contextuality_report(records, pooling=pooling, progress=step(0.7, 0.3))
     finally:
         bar.empty()
 
 
-widgets.page_setup("Contextuality")
+chrome.page_setup("Contextuality")
 st.title("How contextual are the word vectors?")
 st.markdown(
     "After Ethayarajh (2019). For each layer: **self-similarity** (how alike one word's vectors "
@@ -40,8 +40,8 @@ st.markdown(
     "a sentence's words are), and the **anisotropy baseline** (how alike two random words are). "
     f"Only words seen in at least {MIN_OCCURRENCES} sentences count for self-similarity."
 )
-device = widgets.device_picker()
-models = widgets.model_picker()
+device = pickers.device_picker()
+models = pickers.model_picker()
 
 source = st.radio("Sentences", [CORPUS, OWN], horizontal=True, key="cx_source")
 try:
@@ -56,7 +56,7 @@ try:
         parsed = parse_upload(upload.name, upload.getvalue()) if upload else parse_sentences(text)
         available = [s.text for s in parsed]
 except CtxlensError as exc:
-    widgets.show_error(exc)
+    chrome.show_error(exc)
     st.stop()
 if len(available) < 2:
     st.warning("Give at least two sentences: the measures compare words across sentences.")
@@ -69,18 +69,18 @@ n = int(c1.number_input("Number of sentences", 2, len(available), min(60, len(av
 pooling = c2.selectbox("Sub-word pooling", ["mean", "first", "last"], key="cx_pooling")
 run = c3.button("Run", type="primary", key="cx_run")
 texts = tuple(available[:n])
-widgets.require_models(models)
+inputs.require_models(models)
 
 reports = st.session_state.setdefault(REPORTS_KEY, {})
 keys = {m: (m, device, texts, pooling) for m in models}
 if run:
     for model, key in keys.items():
-        if key in reports or widgets.load_model(model, device) is None:
+        if key in reports or running.load_model(model, device) is None:
             continue
         try:
             reports[key] = measure(model, device, texts, pooling)
         except Exception as exc:
-            widgets.show_error(exc)
+            chrome.show_error(exc)
     while len(reports) > MAX_REPORTS:  # dicts keep insertion order: drop the oldest
         reports.pop(next(iter(reports)))
 
@@ -103,7 +103,7 @@ with plots:
     for tab, adjust in ((raw, False), (adjusted, True)):
         # A short axis title: the full one overlaps its neighbours in three narrow panels.
         figure = contextuality_lines(frame, adjusted=adjust).update_xaxes(title_text="relative depth")
-        widgets.chart(tab, figure, key=f"cx_lines_{adjust}", width="stretch")
+        chrome.chart(tab, figure, key=f"cx_lines_{adjust}", width="stretch")
     st.caption("Relative depth: 0 = the embedding layer, 1 = the last layer, so models of "
                "different depth share one axis. Hover a point for its layer.")
     no_types = [m for m, r in done.items() if r["n_types"].iloc[0] == 0]

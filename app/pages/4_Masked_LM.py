@@ -4,11 +4,12 @@ prediction and the fine-tuning heads."""
 import pandas as pd
 import streamlit as st
 
-import widgets
-from ctxlens.analysis.predictions import (
-    KEEP, MASK, MASK_PLACEHOLDER, RANDOM, classify_sequence, classify_tokens, corruption_demo,
-    fill_mask, mask_word, mlm_logit_lens, nsp_score,
-)
+from ui import chrome, pickers, inputs, running
+from ctxlens.analysis.masking import MASK_PLACEHOLDER
+from ctxlens.methods.corruption import corruption_demo, KEEP, MASK, RANDOM
+from ctxlens.methods.fill_mask import fill_mask, mask_word
+from ctxlens.methods.logit_lens import mlm_logit_lens
+from ctxlens.methods.task_heads import classify_sequence, classify_tokens, nsp_score
 from ctxlens.analysis.words import split_words
 from ctxlens.errors import CtxlensError, InputError
 from ctxlens.figures.predictions import logit_lens_heatmap, top_k_bars
@@ -28,7 +29,7 @@ def snippet(text: str, span: tuple[int, int], width: int = 24) -> str:
 
 
 def fill_section(lm, text: str, whole_word: bool, top_k: int, device: str) -> None:
-    if widgets.refuse_without(lm, cat.MLM, device):
+    if running.refuse_without(lm, cat.MLM, device):
         return
     result = fill_mask(lm, text, top_k=top_k, whole_word=whole_word)
     st.caption("What the model read (your [MASK] becomes its own mask token):")
@@ -41,7 +42,7 @@ def fill_section(lm, text: str, whole_word: bool, top_k: int, device: str) -> No
             title = f"mask {n}: {snippet(result.text, slot.span)}"
             with column:
                 if slot.fillers:
-                    widgets.chart(st, top_k_bars(slot.fillers, title), key=f"mlm_fill_{n}", width="stretch")
+                    chrome.chart(st, top_k_bars(slot.fillers, title), key=f"mlm_fill_{n}", width="stretch")
                 else:
                     st.info(f"Mask {n}: no whole word of {len(slot.positions)} pieces fits here.")
     st.caption(
@@ -60,14 +61,14 @@ def lens_section(lm, text: str, device: str) -> None:
         "input ([MASK] or frequent words); the answer usually emerges in the upper layers. "
         "The last column is the model's real prediction."
     )
-    if widgets.refuse_without(lm, cat.MLM, device):
+    if running.refuse_without(lm, cat.MLM, device):
         return
     value = st.radio("Colour", ["final_prob", "top_prob"], horizontal=True, key="mlm_lens_value",
                      format_func={"final_prob": "P(final prediction)", "top_prob": "P(layer's own top token)"}.get)
     record = fill_mask(lm, text, top_k=1).record  # the text as the model reads it, masks located
     lens = mlm_logit_lens(lm, record)
     fig = logit_lens_heatmap(lens, value)
-    widgets.chart(st, fig, key="mlm_lens", width="stretch")
+    chrome.chart(st, fig, key="mlm_lens", width="stretch")
 
 
 def corruption_section(lm, source: str, top_k: int) -> None:
@@ -81,7 +82,7 @@ def corruption_section(lm, source: str, top_k: int) -> None:
     source = c_text.text_input("Sentence to corrupt", source)
     seed = c_seed.number_input("Seed", 0, 2**31 - 1, 0, key="mlm_seed")
     rate = c_rate.slider("Rate", 0.05, 0.5, 0.15, 0.05, key="mlm_rate")
-    source = widgets.require_text(source, "sentence to corrupt")
+    source = inputs.require_text(source, "sentence to corrupt")
     demo = corruption_demo(lm, source, int(seed), rate, top_k)
     st.caption("What the model reads:")
     st.code(" ".join(demo.corrupted_tokens), language=None, wrap_lines=True)
@@ -112,7 +113,7 @@ def nsp_section(lm, first: str, second: str | None, device: str) -> None:
         "followed A in the corpus (50%) or a random one (50%)? Segment ids (0 for A, 1 for B) "
         "tell the model which sentence each token belongs to; the answer is read from [CLS]."
     )
-    if widgets.refuse_without(lm, cat.NSP, device, say=st.info):
+    if running.refuse_without(lm, cat.NSP, device, say=st.info):
         return
     if second is None:
         st.info("Tick **Add a second sentence** under the sentence box to score a pair.")
@@ -158,7 +159,7 @@ def heads_section(lm, text: str, second: str | None) -> None:
         )
 
 
-widgets.page_setup("Masked LM")
+chrome.page_setup("Masked LM")
 st.title("What does BERT predict?")
 st.markdown(
     "A masked language model reads the whole sentence in both directions and predicts the "
@@ -166,12 +167,12 @@ st.markdown(
     "predicted, or pick a word to mask."
 )
 
-device = widgets.device_picker()
-picked = widgets.model_picker("Masked language model", families=(Family.MASKED_LM,), multi=False)
+device = pickers.device_picker()
+picked = pickers.model_picker("Masked language model", families=(Family.MASKED_LM,), multi=False)
 top_k = st.sidebar.slider("Top k", 1, 20, 5, key="mlm_top_k")
 
-text, second = widgets.sentence_input(DEFAULT_TEXT, pair=True, key="mlm_text")
-text, second = widgets.require_pair(text, second)
+text, second = inputs.sentence_input(DEFAULT_TEXT, pair=True, key="mlm_text")
+text, second = inputs.require_pair(text, second)
 
 c_mode, c_word, c_whole = st.columns([2, 2, 2])
 mode = c_mode.radio("Where is the mask?", [TYPED, PICKED], horizontal=True, key="mlm_mode")
@@ -192,7 +193,7 @@ if mode == PICKED:
                              format_func=lambda i: f"{i}: {words[i].text}")
 
 key = picked[0]
-lm = widgets.load_model(key, device)
+lm = running.load_model(key, device)
 if lm is None:
     st.stop()
 heads = [cat.CAPABILITY_LABELS[c] for c in sorted(lm.spec.capabilities) if c != cat.ATTENTIONS]
@@ -216,4 +217,4 @@ for tab, section in zip(st.tabs(list(sections), key="mlm_view", on_change="rerun
             except InputError as exc:  # e.g. no [MASK] in the text: a hint, not a failure
                 st.warning(str(exc))
             except CtxlensError as exc:
-                widgets.show_error(exc)
+                chrome.show_error(exc)

@@ -5,7 +5,7 @@ import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
 
-import widgets
+from ui import state, chrome, pickers, inputs, running
 from ctxlens.analysis.layers import (
     S_RANGE, cross_sentence_table, cross_sentence_word_cosines, layer_cosines, mix_presets,
     mix_table, word_layers, word_norms,
@@ -27,17 +27,17 @@ DEFAULT_SENTENCES = (
 def prefer_an_elmo(device: str) -> None:
     """If no ELMo is chosen yet: a real one already on disk, else the tiny test model (offline)."""
     elmo = [k for k, s in cat.CATALOG.items() if s.family is Family.ELMO]
-    chosen = list(st.session_state[widgets.MODELS_KEY])
+    chosen = list(st.session_state[state.MODELS_KEY])
     if any(k in elmo for k in chosen):
         return
     on_disk = [k for k in elmo if not cat.CATALOG[k].test_model
                and model_status(cat.CATALOG[k], device).state in ("ready", "on disk")]
-    st.session_state[widgets.MODELS_KEY] = [(on_disk or [TINY_ELMO_KEY])[0]] + chosen
+    st.session_state[state.MODELS_KEY] = [(on_disk or [TINY_ELMO_KEY])[0]] + chosen
 
 
 def comparison_picker() -> str | None:
     options = [k for k, s in cat.CATALOG.items() if s.family is not Family.ELMO]
-    options += [k for k in st.session_state[widgets.EXTRA_KEY] if k not in cat.CATALOG]
+    options += [k for k in st.session_state[state.EXTRA_KEY] if k not in cat.CATALOG]
     return st.sidebar.selectbox(
         "Same mix on a BERT/GPT model", [None] + options, key="elmo_compare",
         format_func=lambda k: "none" if k is None else (cat.CATALOG[k].label if k in cat.CATALOG else f"{k} (custom)"),
@@ -75,7 +75,7 @@ def heatmap(frame: pd.DataFrame, title: str, key: str, cosine: bool = False) -> 
     fig.update_xaxes(type="category", title="layer" if not cosine else None)
     fig.update_yaxes(type="category", autorange="reversed")
     fig.update_layout(title=title, height=140 + 24 * len(frame), margin=dict(l=20, r=20, t=50, b=40))
-    widgets.chart(st, fig, key=key, width="stretch")
+    chrome.chart(st, fig, key=key, width="stretch")
 
 
 def mix_controls(key: str, n_states: int) -> tuple[list[float], float]:
@@ -128,9 +128,9 @@ def sentence_picker(sentences: list[str]) -> int:
 
 
 def show_model(key: str, sentences: list[str], chosen: int, pooling: str, device: str) -> None:
-    if widgets.load_model(key, device) is None:
+    if running.load_model(key, device) is None:
         return
-    records = [widgets.analyze(key, s, None, device) for s in sentences]
+    records = [running.analyze(key, s, None, device) for s in sentences]
     if any(r is None for r in records):
         return
     elmo = records[0].family is Family.ELMO
@@ -173,7 +173,7 @@ def show_model(key: str, sentences: list[str], chosen: int, pooling: str, device
                  column_config={c: st.column_config.NumberColumn(format="%.3f") for c in table.columns})
 
 
-widgets.page_setup("ELMo")
+chrome.page_setup("ELMo")
 st.title("ELMo's three layers")
 st.markdown(
     "ELMo (Peters et al., 2018) gives every word one vector per layer of a bidirectional LSTM "
@@ -181,9 +181,9 @@ st.markdown(
     "them. Type a few sentences, look at each word layer by layer, and move the mix."
 )
 
-device = widgets.device_picker()
+device = pickers.device_picker()
 prefer_an_elmo(device)
-picked = widgets.model_picker("ELMo model", families=(Family.ELMO,), multi=False)
+picked = pickers.model_picker("ELMo model", families=(Family.ELMO,), multi=False)
 compare = comparison_picker()
 pooling = st.sidebar.selectbox("Sub-word pooling", ["mean", "first", "last"], key="elmo_pooling") if compare else "mean"
 
@@ -197,9 +197,9 @@ with st.expander("ELMo models on this machine", expanded=False):
 model = picked[0]
 model_notice(model, device)
 
-widgets.seeded("elmo_text", "sentences", DEFAULT_SENTENCES)  # a link may bring its sentences
+state.seeded("elmo_text", "sentences", DEFAULT_SENTENCES)  # a link may bring its sentences
 st.text_area("Sentences, one per line", key="elmo_text", height=110)
-text = widgets.require_text(widgets.keep("elmo_text", "sentences"), "list of sentences")
+text = inputs.require_text(state.keep("elmo_text", "sentences"), "list of sentences")
 sentences = [line.strip() for line in text.splitlines() if line.strip()]
 if len(sentences) > MAX_SENTENCES:
     st.warning(f"Only the first {MAX_SENTENCES} of {len(sentences)} sentences are used.")

@@ -7,10 +7,13 @@ import re
 import pandas as pd
 import streamlit as st
 
-import widgets
-from ctxlens.analysis.predictions import (
-    causal_logit_lens, few_shot_curve, few_shot_presets, generate_stream, next_tokens, surprisal,
-)
+from ui import state, chrome, pickers, inputs, running
+from ctxlens.analysis.few_shot import few_shot_presets
+from ctxlens.analysis.sampling import surprisal
+from ctxlens.methods.few_shot import few_shot_curve
+from ctxlens.methods.logit_lens import causal_logit_lens
+from ctxlens.methods.next_token import generate_stream, next_tokens
+from ctxlens.cache import CACHE, cached
 from ctxlens.errors import CtxlensError, InputError
 from ctxlens.figures.predictions import few_shot_bars, logit_lens_heatmap, surprisal_strip, top_k_bars
 from ctxlens.models import catalog as cat
@@ -28,30 +31,38 @@ def as_markdown_text(chunks):
         yield _MARKDOWN_SPECIALS.sub(r"\\\1", chunk)
 
 
-# Model reads are kept per (model, device, text): switching tabs or the lens colour reuses
-# them. cache_resource, not cache_data: records hold large arrays that need no copying.
-@st.cache_resource(max_entries=4, show_spinner="Reading the text…")
-def read(key: str, device: str, text: str, top_k: int, _lm):
-    return next_tokens(_lm, text, top_k)
+# Model reads are kept per (model, device, precision, text) in the library's one byte-bounded
+# cache: switching tabs or the lens colour reuses them.
+def read(key: str, device: str, text: str, top_k: int, lm):
+    ident = ("nt_read", key, device, lm.precision, text, top_k)
+
+    def compute():
+        result = next_tokens(lm, text, top_k)
+        result.record.acts.on_grow = lambda: CACHE.reweigh(ident)  # the lens adds activations
+        return result
+
+    with st.spinner("Reading the text…"):
+        return cached(ident, compute)
 
 
-@st.cache_resource(max_entries=4, show_spinner="Applying the head to every layer…")
-def lens_of(key: str, device: str, text: str, _lm):
-    record = read(key, device, text, 1, _lm).record
+def lens_of(key: str, device: str, text: str, lm):
+    record = read(key, device, text, 1, lm).record
     first = max(0, record.n_tokens - LENS_POSITIONS)
-    return record.n_tokens, causal_logit_lens(_lm, record, range(first, record.n_tokens))
+    with st.spinner("Applying the head to every layer…"):
+        return cached(("nt_lens", key, device, lm.precision, text, LENS_POSITIONS),
+                      lambda: (record.n_tokens, causal_logit_lens(lm, record, range(first, record.n_tokens))))
 
 
 def reading(lm, text: str, top_k: int = 1):
     result = read(lm.spec.key, lm.device, text, top_k, lm)
     if result.record.truncated:
-        st.warning(widgets.cut_message(lm.spec.key, result.record))
+        st.warning(running.cut_message(lm.spec.key, result.record))
     return result
 
 
 def next_token_section(lm, text: str, top_k: int) -> None:
     result = reading(lm, text, top_k)
-    widgets.chart(st, top_k_bars(result.candidates, "the next token after the text"), key="nt_bars", width="stretch")
+    chrome.chart(st, top_k_bars(result.candidates, "the next token after the text"), key="nt_bars", width="stretch")
     st.caption(
         "The model's softmax over its whole vocabulary after the last token. ␣ marks a token "
         "that starts with a space: ' Paris' and 'Paris' are different tokens."
@@ -65,7 +76,7 @@ def surprisal_section(lm, text: str) -> None:
         "token costs little; an unexpected one costs a lot. The first token has no context to "
         "be predicted from, so it is not scored (grey)."
     )
-    widgets.chart(st, surprisal_strip(s), key="nt_surprisal", width="stretch")
+    chrome.chart(st, surprisal_strip(s), key="nt_surprisal", width="stretch")
     nats = s.total_bits * math.log(2)
     st.markdown(
         f"Total: **{s.total_bits:.2f} bits** over {s.n_scored} scored tokens = {nats:.3f} nats: this "
@@ -122,7 +133,7 @@ def lens_section(lm, text: str) -> None:
     if n_tokens > len(lens.positions):
         st.caption(f"The last {len(lens.positions)} of {n_tokens} tokens.")
     fig = logit_lens_heatmap(lens, value)
-    widgets.chart(st, fig, key="nt_lens", width="stretch")
+    chrome.chart(st, fig, key="nt_lens", width="stretch")
 
 
 def few_shot_section(lm) -> None:
@@ -135,7 +146,7 @@ def few_shot_section(lm) -> None:
     name = st.selectbox("Task", list(presets), key="nt_preset", format_func=lambda k: presets[k]["title"])
     curve = few_shot_curve(lm, name)
     answer = curve[0][0].answer
-    widgets.chart(st, few_shot_bars(curve, answer), key="nt_few_shot", width="stretch")
+    chrome.chart(st, few_shot_bars(curve, answer), key="nt_few_shot", width="stretch")
     st.dataframe(pd.DataFrame([
         {"prompt": f"{fp.shots}-shot", "P(answer)": score.prob,
          "answer tokens": " · ".join(f"{t} {p:.1%}" for t, p in zip(score.tokens, score.token_probs))}
@@ -146,7 +157,7 @@ def few_shot_section(lm) -> None:
         column.code(fp.prompt, language=None, wrap_lines=True)
 
 
-widgets.page_setup("Next token")
+chrome.page_setup("Next token")
 st.title("What comes next?")
 st.markdown(
     "A causal (GPT-style) language model reads left to right and gives, after every token, a "
@@ -154,16 +165,16 @@ st.markdown(
     "distribution: the top candidates, how surprising the text is, sampling, and prompting."
 )
 
-device = widgets.device_picker()
-picked = widgets.model_picker("Causal language model", families=(Family.CAUSAL_LM,), multi=False)
+device = pickers.device_picker()
+picked = pickers.model_picker("Causal language model", families=(Family.CAUSAL_LM,), multi=False)
 top_k = st.sidebar.slider("Top k", 1, 30, 10, key="nt_top_k")
 
-text, _ = widgets.sentence_input(DEFAULT_TEXT, pair=False, key="nt_text")
-text = widgets.require_text(text)
+text, _ = inputs.sentence_input(DEFAULT_TEXT, pair=False, key="nt_text")
+text = inputs.require_text(text)
 
 key = picked[0]
-lm = widgets.load_model(key, device)
-if lm is None or widgets.refuse_without(lm, cat.NEXT_TOKEN, device):
+lm = running.load_model(key, device)
+if lm is None or running.refuse_without(lm, cat.NEXT_TOKEN, device):
     st.stop()
 sections = {
     "Next token": lambda: next_token_section(lm, text, top_k),
@@ -172,7 +183,7 @@ sections = {
     "Logit lens": lambda: lens_section(lm, text),
     "Few-shot lab": lambda: few_shot_section(lm),
 }
-if (linked := widgets.from_link("nt_view", "view")) in sections:  # a lesson link opens its section
+if (linked := state.from_link("nt_view", "view")) in sections:  # a lesson link opens its section
     st.session_state["nt_view"] = linked
 # Lazy tabs: only the open one runs, so moving a sampling slider does not re-run the lens.
 for tab, section in zip(st.tabs(list(sections), key="nt_view", on_change="rerun"), sections.values()):
@@ -183,4 +194,4 @@ for tab, section in zip(st.tabs(list(sections), key="nt_view", on_change="rerun"
             except InputError as exc:  # e.g. a prompt longer than the model reads
                 st.warning(str(exc))
             except CtxlensError as exc:
-                widgets.show_error(exc)
+                chrome.show_error(exc)

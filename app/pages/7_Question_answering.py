@@ -3,9 +3,9 @@
 import pandas as pd
 import streamlit as st
 
-import widgets
-from ctxlens.analysis.predictions import require
-from ctxlens.analysis.qa import answer_question
+from ui import state, chrome, pickers, inputs, running
+from ctxlens.methods.common import require
+from ctxlens.methods.qa import answer_question
 from ctxlens.errors import CtxlensError, InputError
 from ctxlens.figures.predictions import qa_start_end_bars, span_matrix_heatmap
 from ctxlens.models import catalog as cat
@@ -72,7 +72,7 @@ def no_answer(result, key: str) -> None:
                    "so for them this number means little.")
 
 
-widgets.page_setup("Question answering")
+chrome.page_setup("Question answering")
 st.title("Where is the answer?")
 st.markdown(
     "An extractive QA model (BERT fine-tuned on SQuAD) reads **[CLS] question [SEP] context "
@@ -81,8 +81,8 @@ st.markdown(
     "the highest start + end score; it is always a piece of the context, copied exactly."
 )
 
-device = widgets.device_picker()
-picked = widgets.model_picker("QA model", families=(Family.QA,), multi=False)
+device = pickers.device_picker()
+picked = pickers.model_picker("QA model", families=(Family.QA,), multi=False)
 top_k = st.sidebar.slider("Answers to list", 1, 10, 3, key="qa_top_k")
 max_answer_len = st.sidebar.slider("Longest answer (tokens)", 1, 64, 30, key="qa_max_len")
 stride = st.sidebar.slider("Window overlap (stride, tokens)", 0, 256, 64, key="qa_stride",
@@ -93,17 +93,17 @@ with st.expander("QA models in the catalog", expanded=False):
     st.dataframe([{"model": k, "status": s.state, "detail": s.detail, "about": cat.CATALOG[k].description}
                   for k, s in qa_catalog(device)], hide_index=True, width="stretch")
 
-widgets.seeded("qa_question", "question", DEFAULT_QUESTION)
-widgets.seeded("qa_context", "context", DEFAULT_CONTEXT)
+state.seeded("qa_question", "question", DEFAULT_QUESTION)
+state.seeded("qa_context", "context", DEFAULT_CONTEXT)
 st.text_input("Question", key="qa_question")
 st.text_area("Context", key="qa_context", height=150)
-question = widgets.require_text(widgets.keep("qa_question", "question"), "question")
-context = widgets.require_text(widgets.keep("qa_context", "context"), "context")
+question = inputs.require_text(state.keep("qa_question", "question"), "question")
+context = inputs.require_text(state.keep("qa_context", "context"), "context")
 
 key = picked[0]
 if not ready_to_load(key, device):
     st.stop()
-lm = widgets.load_model(key, device)
+lm = running.load_model(key, device)
 if lm is None:
     st.stop()
 try:
@@ -116,7 +116,7 @@ except InputError as exc:
     st.warning(str(exc))
     st.stop()
 except CtxlensError as exc:
-    widgets.show_error(exc)
+    chrome.show_error(exc)
     st.stop()
 
 st.subheader("Answers")
@@ -149,10 +149,10 @@ shown = st.selectbox("Window to look at", range(len(windows)), index=best_window
 window = windows[shown]
 
 st.subheader("Start and end scores over the context")
-widgets.chart(st, qa_start_end_bars(window), key="qa_bars", width="stretch")
+chrome.chart(st, qa_start_end_bars(window), key="qa_bars", width="stretch")
 st.subheader("Every valid span: start token × end token")
 st.caption(
     f"Cell = start score + end score. Blank cells are spans that cannot be answers: end before "
     f"start, longer than {max_answer_len} tokens, or outside the context."
 )
-widgets.chart(st, span_matrix_heatmap(window), key="qa_spans", width="stretch")
+chrome.chart(st, span_matrix_heatmap(window), key="qa_spans", width="stretch")

@@ -8,6 +8,7 @@ the first one's result instead of running the same forward again.
 
 from __future__ import annotations
 
+import dataclasses
 import sys
 import threading
 from collections import OrderedDict
@@ -17,7 +18,8 @@ from .backends.limits import memory_budget_bytes
 
 
 def weigh(value) -> int:
-    """Bytes a cached value holds (records and arrays say so themselves)."""
+    """Bytes a cached value holds (records and arrays say so themselves; containers and
+    dataclasses are the sum of their parts)."""
     size = getattr(value, "nbytes", None)
     if isinstance(size, int):
         return size
@@ -27,6 +29,8 @@ def weigh(value) -> int:
         return sum(weigh(v) for v in value.values())
     if isinstance(value, (list, tuple)):
         return sum(weigh(v) for v in value)
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):  # results: their fields' bytes
+        return sum(weigh(getattr(value, f.name)) for f in dataclasses.fields(value))
     return sys.getsizeof(value)
 
 

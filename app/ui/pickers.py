@@ -1,0 +1,91 @@
+"""Sidebar choices: device, precision, models, and the models' status."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from ctxlens.models import catalog as cat
+from ctxlens.models.device import available_devices, describe_device, pick_device, requested_dtype
+from ctxlens.models.registry import model_status
+
+from .state import DEVICE_KEY, DTYPE_KEY, EXTRA_KEY, MODELS_KEY, remember
+
+PRECISIONS = {"auto": "float32 (the model's numbers)", "bfloat16": "bfloat16 (half: faster on a GPU, numbers move)",
+              "float16": "float16 (half: faster on a GPU, numbers move)"}
+
+
+def device_picker() -> str:
+    """The device (and, under it, the precision) every model of the page runs on."""
+    options = ["auto"] + available_devices()
+    choice = st.sidebar.selectbox(
+        "Device", options, key="w_device", help="auto: CUDA GPU, then Apple MPS, then CPU",
+    )
+    device = pick_device(choice)
+    st.session_state[DEVICE_KEY] = device
+    st.sidebar.caption(describe_device(device))
+    precision_picker()
+    return device
+
+
+def precision_picker() -> str:
+    """float32 unless the user asks for half precision (CTXLENS_DTYPE sets the default)."""
+    default = requested_dtype()
+    options = list(PRECISIONS) if default in PRECISIONS else [default, *PRECISIONS]
+    st.session_state.setdefault("w_dtype", st.session_state.get(DTYPE_KEY, default))
+    choice = st.sidebar.selectbox("Precision", options, key="w_dtype", format_func=lambda o: PRECISIONS.get(o, o),
+                                  help="float32 shows the model's own numbers on every device; half precision "
+                                       "runs faster on a GPU but attention, probabilities and vectors move.")
+    st.session_state[DTYPE_KEY] = choice
+    return choice
+
+
+def precision() -> str | None:
+    """The precision picked in the sidebar (None before a page has shown the picker)."""
+    return st.session_state.get(DTYPE_KEY)
+
+
+def _option_label(key: str) -> str:
+    spec = cat.CATALOG.get(key)
+    return spec.label if spec else f"{key} (custom)"
+
+
+def model_picker(label: str = "Models", families=None, multi: bool = True) -> list[str]:
+    """Catalog models plus any Hugging Face id or local folder the user adds."""
+    options = [k for k, s in cat.CATALOG.items() if families is None or s.family in families]
+    options += [k for k in st.session_state[EXTRA_KEY] if k not in options]
+    chosen = [k for k in st.session_state[MODELS_KEY] if k in options] or options[:1]
+    if multi:
+        picked = st.sidebar.multiselect(label, options, default=chosen, format_func=_option_label)
+    else:
+        picked = [st.sidebar.selectbox(label, options, index=options.index(chosen[0]), format_func=_option_label)]
+    with st.sidebar.expander("Add any Hugging Face model"):
+        extra = st.text_input("Model id or local folder", key="w_extra_model", placeholder="e.g. bert-base-cased")
+        if st.button("Add model", key="w_add_model") and extra.strip():
+            if extra.strip() not in st.session_state[EXTRA_KEY]:
+                st.session_state[EXTRA_KEY].append(extra.strip())
+            st.session_state[MODELS_KEY] = picked + [extra.strip()]
+            st.rerun()
+    # A page that offers only some families keeps the user's picks of the other families.
+    others = [k for k in st.session_state[MODELS_KEY] if k not in options]
+    st.session_state[MODELS_KEY] = picked + others
+    remember("model", st.session_state[MODELS_KEY])
+    return picked
+
+
+def status_panel(device: str) -> None:
+    """One row per catalog model: ready, on disk, needs download; and what it can show."""
+    rows = []
+    for spec in cat.CATALOG.values():
+        status = model_status(spec, device)
+        caps = ", ".join(cat.CAPABILITY_LABELS[c] for c in sorted(spec.capabilities))
+        rows.append(
+            {"model": spec.label, "family": spec.family.label, "status": status.state,
+             "detail": status.detail, "can show": caps}
+        )
+    st.dataframe(rows, hide_index=True, width="stretch")
+
+
+def use_model(key: str) -> None:
+    """Put `key` first among the picked models (a button callback)."""
+    chosen = st.session_state[MODELS_KEY]
+    st.session_state[MODELS_KEY] = [key] + [k for k in chosen if k != key]

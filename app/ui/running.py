@@ -1,0 +1,87 @@
+"""Loading models and analysing text, every failure a message in the page.
+
+Models live in the library's process-wide registry, so every browser session shares one
+loaded copy; analyses go through the library's one byte-bounded cache.
+"""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from ctxlens.errors import CapabilityMissing
+from ctxlens.models import catalog as cat
+from ctxlens.models.loading import hub_offline
+from ctxlens.models.registry import analyze_text, get_model, model_status
+from ctxlens.record import Analysis
+
+from .chrome import show_error
+from .pickers import precision, use_model
+from .state import DEVICE_KEY
+
+
+def load_model(key: str, device: str):
+    """The loaded model, drawing a progress bar while it downloads or converts; None on failure."""
+    bar = None
+
+    def progress(fraction: float, message: str) -> None:
+        nonlocal bar
+        bar = bar or st.progress(0.0)
+        bar.progress(min(max(fraction, 0.0), 1.0), text=message)
+
+    try:
+        return get_model(key, device, progress, precision())
+    except Exception as exc:  # every failure becomes a message in the page
+        show_error(exc)
+        return None
+    finally:
+        if bar is not None:
+            bar.empty()
+
+
+def analyze(key: str, text: str, text_pair: str | None = None, device: str | None = None) -> Analysis | None:
+    """The (cached) analysis of `text` by model `key`, with a note if it was cut; None on failure."""
+    device = device or st.session_state.get(DEVICE_KEY)
+    if load_model(key, device) is None:
+        return None
+    try:
+        record = analyze_text(key, text, text_pair, device=device, dtype=precision())
+    except Exception as exc:
+        show_error(exc)
+        return None
+    if record.truncated:
+        st.warning(cut_message(key, record))
+    return record
+
+
+def cut_message(key: str, record: Analysis) -> str:
+    """What was cut, and why: the model's own limit, or the interactive one."""
+    model_limit = getattr(get_model(key, st.session_state.get(DEVICE_KEY), None, precision()), "max_tokens", 0)
+    unit = "words" if record.family.value == "elmo" else "tokens"
+    why = (f"this model reads at most {model_limit:,}" if record.max_tokens >= model_limit else
+           f"interactive views analyse at most {record.max_tokens:,} (the model reads up to {model_limit:,}; "
+           "CTXLENS_MAX_TOKENS sets the limit)")
+    return (f"{key}: the text has {record.n_tokens_full:,} {unit}; {why}, so only the first "
+            f"{record.n_tokens:,} were analysed.")
+
+
+def refuse_without(lm, capability: str, device: str, say=st.error) -> bool:
+    """True, after saying why and offering the catalog models that have it, when `lm` lacks
+    the trained head a view needs; its random output is then never computed."""
+    from ctxlens.methods.common import require
+
+    try:
+        require(lm, capability)
+        return False
+    except CapabilityMissing as exc:
+        say(str(exc))
+    for key, spec in cat.CATALOG.items():
+        if not spec.can(capability) or spec.test_model:
+            continue
+        status = model_status(spec, device)
+        if status.state != "unavailable":
+            verb = "Download and use" if status.state == "needs download" else "Use"
+            st.button(f"{verb} {key} ({status.detail})", key=f"use_{capability}_{key}",
+                      on_click=use_model, args=(key,))
+    if hub_offline():
+        st.caption("Offline (HF_HUB_OFFLINE is set): models not in the local cache download once the network is on.")
+    return True
