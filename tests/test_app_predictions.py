@@ -10,8 +10,12 @@ import transformers as tf
 from streamlit.testing.v1 import AppTest
 
 import tiny_models as tm  # the module; `tiny_models` is the fixture of folders
-from ctxlens.analysis import predictions as P
-from ctxlens.analysis.qa import answer_question
+from ctxlens.analysis.sampling import surprisal
+from ctxlens.methods.corruption import corruption_demo
+from ctxlens.methods.fill_mask import fill_mask
+from ctxlens.methods.next_token import generate_stream, next_tokens
+from ctxlens.methods.task_heads import nsp_score
+from ctxlens.methods.qa import answer_question
 from ctxlens.models import catalog as cat
 from ctxlens.models.registry import get_model
 
@@ -60,7 +64,7 @@ def test_fill_mask_bars_are_the_librarys_fillers(tiny_models):
     _ok(at)
     (chart,) = _charts(at)
     lm = get_model(folder, "cpu")
-    expected = P.fill_mask(lm, "The capital of France is [MASK].", top_k=5).slots[0].fillers
+    expected = fill_mask(lm, "The capital of France is [MASK].", top_k=5).slots[0].fillers
     assert _labels(chart) == [html.escape(f.text, quote=False) for f in expected]
     assert "mask 1" in chart["layout"]["title"]["text"]
     assert any("[MASK]" in c.value for c in at.main.code)  # what the model read
@@ -105,7 +109,7 @@ def test_corruption_table_follows_the_library_and_the_seed(tiny_models):
     # The typed text has a [MASK]: the demo runs on its example sentence.
     source = next(t for t in at.text_input if t.label == "Sentence to corrupt").value
     assert source.startswith("The quick brown fox")
-    demo = P.corruption_demo(get_model(folder, "cpu"), source, 0)
+    demo = corruption_demo(get_model(folder, "cpu"), source, 0)
     assert table.loc[table["in the loss"], "position"].tolist() == demo.positions.tolist()
     assert table.loc[table["in the loss"], "top predictions"].str.len().gt(0).all()
     assert table.loc[~table["in the loss"], "what happened"].eq("").all()
@@ -113,7 +117,7 @@ def test_corruption_table_follows_the_library_and_the_seed(tiny_models):
     at.number_input(key="mlm_seed").set_value(7).run()
     _ok(at)
     again = next(df.value for df in at.dataframe if "what happened" in df.value.columns)
-    demo7 = P.corruption_demo(get_model(folder, "cpu"), source, 7)
+    demo7 = corruption_demo(get_model(folder, "cpu"), source, 7)
     assert again.loc[again["in the loss"], "position"].tolist() == demo7.positions.tolist()
 
 
@@ -124,7 +128,7 @@ def test_nsp_shows_p_is_next_and_the_segment_layout(tiny_models):
     at.checkbox(key="mlm_text_pair_on").check().run()
     at.text_area(key="mlm_text_pair").set_value("The city is big.").run()
     _ok(at)
-    nsp = P.nsp_score(get_model(folder, "cpu"), "The capital of France is [MASK].", "The city is big.")
+    nsp = nsp_score(get_model(folder, "cpu"), "The capital of France is [MASK].", "The city is big.")
     assert at.metric[0].value == f"{nsp.p_is_next:.1%}"
     layout = next(df.value for df in at.dataframe if "segment id" in df.value.index)
     assert layout.loc["token"].tolist() == list(nsp.tokens)
@@ -204,14 +208,14 @@ def test_next_token_views_with_tiny_gpt2(tiny_models):
     at = _page(NEXT_PAGE, folder)
     _ok(at)
     (bars,) = _charts(at)
-    expected = P.next_tokens(lm, text, 10).candidates
+    expected = next_tokens(lm, text, 10).candidates
     assert _labels(bars) == [html.escape(f.text, quote=False) for f in expected]
 
     at.session_state["nt_view"] = "Surprisal"
     at.run()
     _ok(at)
     (strip,) = _charts(at)
-    s = P.surprisal(P.next_tokens(lm, text).record)
+    s = surprisal(next_tokens(lm, text).record)
     assert f"{s.total_bits:.2f} bits" in next(m.value for m in at.markdown if "negative log-likelihood" in m.value)
     assert strip["data"][0]["type"] == "heatmap"
 
@@ -234,7 +238,7 @@ def test_generation_is_streamed_and_seeded(tiny_models):
     at.number_input(key="nt_max_new").set_value(12).run()
     at.button(key="nt_generate").click().run()
     _ok(at)
-    expected = "".join(P.generate_stream(get_model(folder, "cpu"), "The capital of France is", 12, 0.7, 50, 0.95, 0))
+    expected = "".join(generate_stream(get_model(folder, "cpu"), "The capital of France is", 12, 0.7, 50, 0.95, 0))
     assert at.session_state["nt_generated"][1] == expected
     assert any(c.value == "The capital of France is" + expected for c in at.main.code)
     at.slider(key="nt_temperature").set_value(1.0).run()  # another setting: the old text goes

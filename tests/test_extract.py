@@ -4,14 +4,8 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 
-from ctxlens.analysis.extract import (
-    COLUMNS,
-    analyze_all,
-    locate_target,
-    parse_layers,
-    read_sentence_file,
-    word_vectors,
-)
+from ctxlens.methods.extraction import analyze_all
+from ctxlens.analysis.extract import COLUMNS, locate_target, parse_layers, read_sentence_file, word_vectors
 from ctxlens.analysis.words import split_words
 from ctxlens.cli import main
 from ctxlens.errors import InputError

@@ -6,7 +6,7 @@ import re
 import numpy as np
 import pytest
 
-from ctxlens.analysis.neurons import query_key_vectors, supports_neuron_view
+from ctxlens.methods.neurons import query_key_vectors, supports_neuron_view
 from ctxlens.figures.bertviz_html import neuron_view_html
 from ctxlens.backends.hf import analyze
 from ctxlens.models.loading import load_hf, spec_for

@@ -11,7 +11,7 @@ pipeline (no context, wrong word, shuffled senses) does not.
 import numpy as np
 import pytest
 
-from ctxlens.analysis.extract import analyze_all
+from ctxlens.methods.extraction import analyze_all
 from ctxlens.analysis.polysemy import (
     all_identical, collect_target_vectors, load_presets, project, separation_by_layer, silhouette,
 )

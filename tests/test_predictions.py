@@ -11,7 +11,16 @@ import transformers as tf
 from tokenizers import ByteLevelBPETokenizer
 
 import tiny_models
-from ctxlens.analysis import predictions as P
+from ctxlens.analysis.few_shot import few_shot_presets, few_shot_prompts, FewShotPrompt
+from ctxlens.analysis.sampling import sampling_probs, surprisal
+from ctxlens.backends.hf import analyze
+from ctxlens.methods.common import Filler
+from ctxlens.methods.corruption import corruption_demo, KEEP, MASK, RANDOM
+from ctxlens.methods.few_shot import answer_probability, few_shot_curve
+from ctxlens.methods.fill_mask import fill_mask, mask_word
+from ctxlens.methods.logit_lens import causal_logit_lens, mlm_logit_lens
+from ctxlens.methods.next_token import generate_stream, next_tokens
+from ctxlens.methods.task_heads import classify_sequence, classify_tokens, nsp_score
 from ctxlens.errors import CapabilityMissing, InputError
 from ctxlens.figures import predictions as F
 from ctxlens.models import catalog as cat
@@ -99,7 +108,7 @@ def _softmax_at(lm, text, position):
 @pytest.mark.parametrize("kind", ["bert-mlm", "roberta-mlm", "distilbert-mlm"])
 def test_fill_mask_equals_the_transformers_pipeline(loaded, kind):
     lm = loaded(kind)
-    result = P.fill_mask(lm, "The capital of [MASK] is paris [MASK].", top_k=5)
+    result = fill_mask(lm, "The capital of [MASK] is paris [MASK].", top_k=5)
     pipe = tf.pipeline("fill-mask", model=lm.model, tokenizer=lm.tokenizer, device="cpu")
     expected = pipe(result.model_text, top_k=5)
     assert len(result.slots) == 2 == len(expected)
@@ -111,7 +120,7 @@ def test_fill_mask_equals_the_transformers_pipeline(loaded, kind):
 def test_fill_mask_on_pretraining_heads_equals_a_manual_softmax(loaded):
     # The pipeline rejects BertForPreTraining outputs, so the reference is computed by hand.
     lm = loaded("bert-nsp")
-    result = P.fill_mask(lm, "The capital of [MASK] is paris.", top_k=5)
+    result = fill_mask(lm, "The capital of [MASK] is paris.", top_k=5)
     (position,) = result.slots[0].positions
     top = _softmax_at(lm, result.model_text, position).topk(5)
     assert [f.token_ids[0] for f in result.slots[0].fillers] == top.indices.tolist()
@@ -121,7 +130,7 @@ def test_fill_mask_on_pretraining_heads_equals_a_manual_softmax(loaded):
 def test_placeholder_becomes_the_models_own_mask_token_with_offsets_mapped_back(loaded):
     lm = loaded("roberta-mlm")
     text = "The river [MASK] was wet, [mask] sat on the mat."
-    result = P.fill_mask(lm, text)
+    result = fill_mask(lm, text)
     assert result.model_text == "The river <mask> was wet, <mask> sat on the mat."
     assert [text[a:b] for a, b in (s.span for s in result.slots)] == ["[MASK]", "[mask]"]
     typed = result.typed_token_offsets()
@@ -134,18 +143,18 @@ def test_placeholder_becomes_the_models_own_mask_token_with_offsets_mapped_back(
         else:  # every other token covers the same characters in both texts
             assert text[a:b] == result.model_text[model[t, 0] : model[t, 1]]
     # The model's own token may be typed too.
-    assert len(P.fill_mask(lm, "The <mask> sat.").slots) == 1
+    assert len(fill_mask(lm, "The <mask> sat.").slots) == 1
 
 
 def test_no_mask_is_an_input_error(loaded):
     with pytest.raises(InputError, match=r"add \[MASK\]"):
-        P.fill_mask(loaded("bert-mlm"), "The capital of France is Paris.")
+        fill_mask(loaded("bert-mlm"), "The capital of France is Paris.")
 
 
 @pytest.mark.parametrize("kind", ["bert-bare", "bert-fake-mlm", "gpt2", "bert-qa"])
 def test_models_without_an_mlm_head_name_those_that_have_one(loaded, kind):
     with pytest.raises(CapabilityMissing) as info:
-        P.fill_mask(loaded(kind), "The [MASK] sat.")
+        fill_mask(loaded(kind), "The [MASK] sat.")
     assert "bert-base-uncased" in str(info.value) and "roberta-base" in str(info.value)
     assert "SmolLM2" not in str(info.value)
 
@@ -153,21 +162,21 @@ def test_models_without_an_mlm_head_name_those_that_have_one(loaded, kind):
 def test_mask_beyond_the_token_limit_is_reported(loaded):
     lm = loaded("bert-mlm")
     with pytest.raises(InputError, match="token limit"):
-        P.fill_mask(lm, "the cat sat on the mat " * 20 + "[MASK]")
+        fill_mask(lm, "the cat sat on the mat " * 20 + "[MASK]")
 
 
 def test_mask_word_masks_every_piece_of_a_word(loaded):
     lm = loaded("bert-mlm")
-    assert P.mask_word("The bank playing xyz", 2) == "The bank [MASK] xyz"
-    assert P.mask_word("The bank playing xyz", 2, lm) == "The bank [MASK][MASK] xyz"
-    assert P.mask_word("The bank playing xyz", 3, lm) == "The bank playing [MASK][MASK][MASK]"
+    assert mask_word("The bank playing xyz", 2) == "The bank [MASK] xyz"
+    assert mask_word("The bank playing xyz", 2, lm) == "The bank [MASK][MASK] xyz"
+    assert mask_word("The bank playing xyz", 3, lm) == "The bank playing [MASK][MASK][MASK]"
     with pytest.raises(InputError):
-        P.mask_word("The bank", 5)
+        mask_word("The bank", 5)
 
 
 def test_whole_word_scores_are_left_to_right_chains(loaded):
     lm = loaded("bert-mlm")
-    result = P.fill_mask(lm, "The bank [MASK][MASK] xyz.", top_k=4, whole_word=True)
+    result = fill_mask(lm, "The bank [MASK][MASK] xyz.", top_k=4, whole_word=True)
     (slot,) = result.slots
     assert slot.positions == (3, 4) and slot.span == (9, 21)
     probs = [f.prob for f in slot.fillers]
@@ -188,13 +197,13 @@ def test_whole_word_scores_are_left_to_right_chains(loaded):
 
 def test_whole_word_single_mask_offers_only_word_starts(loaded):
     lm = loaded("bert-mlm")
-    slot = P.fill_mask(lm, "The [MASK] sat.", top_k=8, whole_word=True).slots[0]
+    slot = fill_mask(lm, "The [MASK] sat.", top_k=8, whole_word=True).slots[0]
     for f in slot.fillers:
         (piece,) = lm.tokenizer.convert_ids_to_tokens(list(f.token_ids))
         assert not piece.startswith("##") and f.token_ids[0] not in lm.tokenizer.all_special_ids
         assert any(ch.isalnum() for ch in piece)
     roberta = loaded("roberta-mlm")
-    slot = P.fill_mask(roberta, "The [MASK] sat.", top_k=8, whole_word=True).slots[0]
+    slot = fill_mask(roberta, "The [MASK] sat.", top_k=8, whole_word=True).slots[0]
     raw = roberta.tokenizer.convert_ids_to_tokens([f.token_ids[0] for f in slot.fillers])
     assert all(r.startswith("Ġ") for r in raw)  # the mask follows a space
 
@@ -205,8 +214,8 @@ def test_whole_word_single_mask_offers_only_word_starts(loaded):
 @pytest.mark.parametrize("kind", ["bert-mlm", "bert-nsp", "roberta-mlm", "distilbert-mlm"])
 def test_mlm_logit_lens_last_layer_is_the_models_prediction(loaded, kind):
     lm = loaded(kind)
-    result = P.fill_mask(lm, "The [MASK] sat on the [MASK].", top_k=1)
-    lens = P.mlm_logit_lens(lm, result.record)
+    result = fill_mask(lm, "The [MASK] sat on the [MASK].", top_k=1)
+    lens = mlm_logit_lens(lm, result.record)
     assert lens.final_rank.shape == (2, 3) and lens.top_prob.shape == (2, 3)
     assert lens.positions.tolist() == list(result.record.head.positions)
     for i, slot in enumerate(result.slots):
@@ -221,7 +230,7 @@ def test_mlm_logit_lens_last_layer_is_the_models_prediction(loaded, kind):
 def test_mlm_logit_lens_needs_a_mask(loaded):
     lm = loaded("bert-mlm")
     with pytest.raises(InputError):
-        P.mlm_logit_lens(lm, P.analyze(lm, "no mask here"))
+        mlm_logit_lens(lm, analyze(lm, "no mask here"))
 
 
 # --- corruption -----------------------------------------------------------------------------
@@ -231,45 +240,45 @@ LONG = "The river bank was wet after the rain and she went to the bank to deposi
 
 def test_corruption_follows_the_80_10_10_recipe():
     tok, _ = tiny_models.bert_tokenizer()
-    counts = {P.MASK: 0, P.RANDOM: 0, P.KEEP: 0}
+    counts = {MASK: 0, RANDOM: 0, KEEP: 0}
     n_candidates = len(tok(LONG, add_special_tokens=False)["input_ids"])
     for seed in range(2000):
-        c = P.corruption_demo(tok, LONG, seed)
+        c = corruption_demo(tok, LONG, seed)
         assert len(c.items) == round(0.15 * n_candidates)
         for item in c.items:
             counts[item.action] += 1
             assert item.original_id not in tok.all_special_ids
-            if item.action == P.MASK:
+            if item.action == MASK:
                 assert item.shown_id == tok.mask_token_id
-            elif item.action == P.RANDOM:
+            elif item.action == RANDOM:
                 assert item.shown_id not in tok.all_special_ids
             else:
                 assert item.shown_id == item.original_id
         unchosen = np.setdiff1d(np.arange(len(c.original_ids)), c.positions)
         np.testing.assert_array_equal(c.original_ids[unchosen], c.corrupted_ids[unchosen])
     total = sum(counts.values())
-    assert counts[P.MASK] / total == pytest.approx(0.8, abs=0.03)
-    assert counts[P.RANDOM] / total == pytest.approx(0.1, abs=0.03)
-    assert counts[P.KEEP] / total == pytest.approx(0.1, abs=0.03)
+    assert counts[MASK] / total == pytest.approx(0.8, abs=0.03)
+    assert counts[RANDOM] / total == pytest.approx(0.1, abs=0.03)
+    assert counts[KEEP] / total == pytest.approx(0.1, abs=0.03)
 
 
 def test_corruption_is_seeded_and_chooses_at_least_one():
     tok, _ = tiny_models.bert_tokenizer()
-    a, b = P.corruption_demo(tok, LONG, 7), P.corruption_demo(tok, LONG, 7)
+    a, b = corruption_demo(tok, LONG, 7), corruption_demo(tok, LONG, 7)
     assert a.items == b.items and np.array_equal(a.corrupted_ids, b.corrupted_ids)
-    assert len(P.corruption_demo(tok, "cat", 1).items) == 1
+    assert len(corruption_demo(tok, "cat", 1).items) == 1
 
 
 def test_corruption_predictions_come_from_the_corrupted_input(loaded):
     lm = loaded("bert-mlm")
-    c = P.corruption_demo(lm, LONG, 3, top_k=3)
+    c = corruption_demo(lm, LONG, 3, top_k=3)
     with torch.no_grad():
         logits = lm.model(input_ids=torch.from_numpy(c.corrupted_ids)[None]).logits[0]
     for item in c.items:
         top = torch.softmax(logits[item.position], -1).topk(3)
         assert [f.token_ids[0] for f in item.predictions] == top.indices.tolist()
         assert item.recovered == (top.indices[0].item() == item.original_id)
-    assert P.corruption_demo(loaded("bert-bare"), LONG, 3).items[0].predictions is None
+    assert corruption_demo(loaded("bert-bare"), LONG, 3).items[0].predictions is None
 
 
 # --- NSP ------------------------------------------------------------------------------------
@@ -278,7 +287,7 @@ def test_corruption_predictions_come_from_the_corrupted_input(loaded):
 def test_nsp_score_and_layout(loaded):
     lm = loaded("bert-nsp")
     a, b = "She went to the bank.", "She made a deposit."
-    result = P.nsp_score(lm, a, b)
+    result = nsp_score(lm, a, b)
     enc = lm.tokenizer(a, b, return_tensors="pt")
     with torch.no_grad():
         expected = torch.softmax(lm.model(**enc).seq_relationship_logits[0], -1)[0].item()
@@ -287,7 +296,7 @@ def test_nsp_score_and_layout(loaded):
     sep = result.tokens.index("[SEP]")
     assert set(result.segment_ids[: sep + 1]) == {0} and set(result.segment_ids[sep + 1 :]) == {1}
     with pytest.raises(CapabilityMissing, match="bert-base-uncased"):
-        P.nsp_score(loaded("bert-mlm"), a, b)
+        nsp_score(loaded("bert-mlm"), a, b)
 
 
 # --- causal LM ------------------------------------------------------------------------------
@@ -296,50 +305,50 @@ def test_nsp_score_and_layout(loaded):
 def test_next_tokens_and_surprisal_match_the_models_loss(loaded):
     lm = loaded("gpt2")
     text = "The river bank was wet after the rain."
-    result = P.next_tokens(lm, text, top_k=4)
+    result = next_tokens(lm, text, top_k=4)
     ids = lm.tokenizer(text, return_tensors="pt")["input_ids"]
     with torch.no_grad():
         out = lm.model(input_ids=ids, labels=ids)
     top = torch.softmax(out.logits[0, -1], -1).topk(4)
     assert [f.token_ids[0] for f in result.candidates] == top.indices.tolist()
-    s = P.surprisal(result.record)
+    s = surprisal(result.record)
     n = ids.shape[1]
     assert np.isnan(s.bits[0]) and s.n_scored == n - 1
     assert s.total_bits * math.log(2) == pytest.approx(out.loss.item() * (n - 1), rel=1e-4)
     assert s.perplexity == pytest.approx(math.exp(out.loss.item()), rel=1e-4)
     with pytest.raises(CapabilityMissing):
-        P.next_tokens(loaded("bert-mlm"), text)
+        next_tokens(loaded("bert-mlm"), text)
 
 
 def test_sampling_filters():
     logits = torch.tensor([3.0, 2.0, 1.0, 0.0, -1.0])
-    assert P.sampling_probs(logits, 0).tolist() == [1, 0, 0, 0, 0]
-    assert (P.sampling_probs(logits, 1.0, top_k=3) > 0).sum() == 3
+    assert sampling_probs(logits, 0).tolist() == [1, 0, 0, 0, 0]
+    assert (sampling_probs(logits, 1.0, top_k=3) > 0).sum() == 3
     full = torch.softmax(logits, -1)
-    kept = P.sampling_probs(logits, 1.0, top_p=0.9) > 0
+    kept = sampling_probs(logits, 1.0, top_p=0.9) > 0
     # Nucleus: the fewest top tokens whose mass reaches 0.9.
     n = int((full.cumsum(0) < 0.9).sum()) + 1
     assert kept.tolist() == [True] * n + [False] * (5 - n)
-    assert float(P.sampling_probs(logits, 0.5, top_k=4, top_p=0.95).sum()) == pytest.approx(1.0)
-    sharp, flat = P.sampling_probs(logits, 0.5), P.sampling_probs(logits, 2.0)
+    assert float(sampling_probs(logits, 0.5, top_k=4, top_p=0.95).sum()) == pytest.approx(1.0)
+    sharp, flat = sampling_probs(logits, 0.5), sampling_probs(logits, 2.0)
     assert sharp[0] > full[0] > flat[0]
     with pytest.raises(InputError):
-        P.sampling_probs(logits, -1)
+        sampling_probs(logits, -1)
 
 
 def test_generation_is_seeded_streamed_and_greedy_at_temperature_zero(loaded):
     lm = loaded("gpt2")
     prompt = "The river bank"
-    pieces = list(P.generate_stream(lm, prompt, 12, temperature=1.0, top_k=0, top_p=1.0, seed=5))
+    pieces = list(generate_stream(lm, prompt, 12, temperature=1.0, top_k=0, top_p=1.0, seed=5))
     assert len(pieces) > 1
-    again = "".join(P.generate_stream(lm, prompt, 12, temperature=1.0, top_k=0, top_p=1.0, seed=5))
+    again = "".join(generate_stream(lm, prompt, 12, temperature=1.0, top_k=0, top_p=1.0, seed=5))
     assert "".join(pieces) == again
     others = {
-        "".join(P.generate_stream(lm, prompt, 12, temperature=1.0, top_k=0, top_p=1.0, seed=s))
+        "".join(generate_stream(lm, prompt, 12, temperature=1.0, top_k=0, top_p=1.0, seed=s))
         for s in range(4)
     }
     assert len(others) > 1
-    greedy = "".join(P.generate_stream(lm, prompt, 12, temperature=0))
+    greedy = "".join(generate_stream(lm, prompt, 12, temperature=0))
     ids = lm.tokenizer(prompt, return_tensors="pt")["input_ids"]
     with torch.no_grad():  # no cache: one full forward pass per token
         for _ in range(12):
@@ -350,15 +359,15 @@ def test_generation_is_seeded_streamed_and_greedy_at_temperature_zero(loaded):
     expected = lm.tokenizer.decode(ids[0], skip_special_tokens=True)[len(prompt):]
     assert greedy == expected
     with pytest.raises(InputError):  # checked at the call, before any piece is asked for
-        P.generate_stream(lm, prompt, 5, temperature=-1)
+        generate_stream(lm, prompt, 5, temperature=-1)
     with pytest.raises(InputError):
-        P.generate_stream(lm, "   ")
+        generate_stream(lm, "   ")
 
 
 def test_causal_logit_lens_last_layer_is_the_models_prediction(loaded):
     lm = loaded("gpt2")
-    record = P.next_tokens(lm, "The capital of France is").record
-    lens = P.causal_logit_lens(lm, record)
+    record = next_tokens(lm, "The capital of France is").record
+    lens = causal_logit_lens(lm, record)
     assert lens.final_rank.shape == (record.n_tokens, record.n_layers + 1)
     np.testing.assert_array_equal(lens.final_ids, record.head.top_ids[:, 0])
     np.testing.assert_allclose(lens.final_prob[:, -1], record.head.top_probs[:, 0], rtol=1e-4)
@@ -368,7 +377,7 @@ def test_causal_logit_lens_last_layer_is_the_models_prediction(loaded):
     with torch.no_grad():
         logits = lm.model.lm_head(lm.model.transformer.ln_f(h))
     np.testing.assert_array_equal(lens.top_ids[:, 1], logits.argmax(-1).numpy())
-    last = P.causal_logit_lens(lm, record, positions=[record.n_tokens - 1])
+    last = causal_logit_lens(lm, record, positions=[record.n_tokens - 1])
     np.testing.assert_array_equal(last.final_rank[0], lens.final_rank[-1])
 
 
@@ -376,11 +385,11 @@ def test_causal_logit_lens_last_layer_is_the_models_prediction(loaded):
 
 
 def test_presets_and_prompts():
-    presets = P.few_shot_presets()
+    presets = few_shot_presets()
     assert {"antonyms", "english-french", "sentiment", "capitals"} <= set(presets)
     for key, p in presets.items():
         assert len(p["demonstrations"]) >= 5 and p["instruction"] and p["query"] and p["answer"]
-        prompts = P.few_shot_prompts(key)
+        prompts = few_shot_prompts(key)
         assert [fp.shots for fp in prompts] == [0, 1, len(p["demonstrations"])]
         for fp in prompts:
             assert fp.prompt.startswith(p["instruction"])
@@ -388,13 +397,13 @@ def test_presets_and_prompts():
             assert fp.prompt.count(p["output_prefix"]) == fp.shots + 1
             assert fp.answer == " " + p["answer"]
     with pytest.raises(InputError):
-        P.few_shot_prompts("capitals", (0, 99))
+        few_shot_prompts("capitals", (0, 99))
 
 
 def test_answer_probability_is_the_teacher_forced_product(loaded):
     lm = loaded("gpt2")
     prompt, answer = "The capital of France is", " Paris city"
-    score = P.answer_probability(lm, prompt, answer)
+    score = answer_probability(lm, prompt, answer)
     p_ids = lm.tokenizer(prompt)["input_ids"]
     a_ids = lm.tokenizer(answer)["input_ids"]
     ids = torch.tensor([p_ids + a_ids])
@@ -413,19 +422,19 @@ def test_answer_probability_is_the_teacher_forced_product(loaded):
 def test_sequence_classification_head(loaded):
     lm = loaded("bert-seq")
     assert lm.spec.can(cat.SEQ_CLASS)
-    result = P.classify_sequence(lm, "The bank", "the river")
+    result = classify_sequence(lm, "The bank", "the river")
     enc = lm.tokenizer("The bank", "the river", return_tensors="pt")
     with torch.no_grad():
         expected = torch.softmax(lm.model(**enc).logits[0], -1).numpy()
     assert result.labels == ("negative", "positive") and not result.multi_label
     np.testing.assert_allclose(result.probs, expected, rtol=1e-5)
     with pytest.raises(CapabilityMissing):
-        P.classify_sequence(loaded("bert-mlm"), "The bank")
+        classify_sequence(loaded("bert-mlm"), "The bank")
 
 
 def test_token_classification_labels_each_word_by_its_first_token(loaded):
     lm = loaded("bert-tok")
-    result = P.classify_tokens(lm, "The bank playing xyz")
+    result = classify_tokens(lm, "The bank playing xyz")
     enc = lm.tokenizer("The bank playing xyz", return_tensors="pt")
     with torch.no_grad():
         probs = torch.softmax(lm.model(**enc).logits[0], -1).numpy()
@@ -434,26 +443,26 @@ def test_token_classification_labels_each_word_by_its_first_token(loaded):
     assert result.labels == tuple(result.label_names[i] for i in probs[[1, 2, 3, 5]].argmax(-1))
     assert set(result.label_names) == {"O", "B-LOC", "I-LOC"}
     with pytest.raises(CapabilityMissing):
-        P.classify_tokens(loaded("bert-mlm"), "The bank")
+        classify_tokens(loaded("bert-mlm"), "The bank")
 
 
 # --- figures --------------------------------------------------------------------------------
 
 
 def test_figures_escape_token_text(loaded):
-    fillers = [P.Filler("<b>x</b>", (1,), 0.5), P.Filler("&", (2,), 0.2)]
+    fillers = [Filler("<b>x</b>", (1,), 0.5), Filler("&", (2,), 0.2)]
     bars = F.top_k_bars(fillers, "top <i>")
     assert list(bars.layout.yaxis.ticktext) == ["&lt;b&gt;x&lt;/b&gt;", "&amp;"]
     lm = loaded("gpt2")
-    record = P.next_tokens(lm, "a <b> c").record
-    strip = F.surprisal_strip(P.surprisal(record), per_row=2)
+    record = next_tokens(lm, "a <b> c").record
+    strip = F.surprisal_strip(surprisal(record), per_row=2)
     shown = [t for row in strip.data[0].text for t in row if t]
     assert "␣&lt;" in shown or any("&lt;" in t for t in shown)
     assert not any("<" in t for t in shown)
-    lens = F.logit_lens_heatmap(P.causal_logit_lens(lm, record))
+    lens = F.logit_lens_heatmap(causal_logit_lens(lm, record))
     assert not any("<" in y for y in lens.data[0].y)
-    prompts = [P.FewShotPrompt(0, "The capital is", " Paris"), P.FewShotPrompt(2, "a <b> c", " Paris")]
-    curve = [(fp, P.answer_probability(lm, fp.prompt, fp.answer)) for fp in prompts]
+    prompts = [FewShotPrompt(0, "The capital is", " Paris"), FewShotPrompt(2, "a <b> c", " Paris")]
+    curve = [(fp, answer_probability(lm, fp.prompt, fp.answer)) for fp in prompts]
     few = F.few_shot_bars(curve, " <Paris>")
     assert "&lt;Paris&gt;" in few.layout.title.text
     assert list(few.data[0].x) == ["0-shot", "2-shot"]
@@ -472,16 +481,16 @@ def smollm2():
 
 
 def test_smollm2_next_token_and_lens(smollm2):
-    result = P.next_tokens(smollm2, "The capital of France is", top_k=3)
+    result = next_tokens(smollm2, "The capital of France is", top_k=3)
     assert "␣Paris" in [f.text for f in result.candidates]
-    lens = P.causal_logit_lens(smollm2, result.record, positions=[result.record.n_tokens - 1])
+    lens = causal_logit_lens(smollm2, result.record, positions=[result.record.n_tokens - 1])
     assert lens.final_tokens == ("␣Paris",) and lens.final_rank[0, -1] == 1
     assert lens.final_rank[0, 0] > 100  # the embeddings alone do not know the answer
 
 
 def test_smollm2_few_shot_beats_zero_shot_on_capitals(smollm2):
     # Measured on CPU float32: P(" Lima") 0.40 zero-shot, 0.82 one-shot, 0.94 six-shot.
-    curve = {fp.shots: score.prob for fp, score in P.few_shot_curve(smollm2, "capitals", (0, 1, 6))}
+    curve = {fp.shots: score.prob for fp, score in few_shot_curve(smollm2, "capitals", (0, 1, 6))}
     assert curve[0] < 0.6
     assert curve[1] > curve[0] + 0.2
     assert curve[6] > curve[0] + 0.3

@@ -7,6 +7,7 @@ import torch.nn.functional as nnf
 import transformers as tf
 
 from ctxlens.analysis import qa
+from ctxlens.methods import qa as qa_method
 from ctxlens.errors import CapabilityMissing, InputError
 from ctxlens.figures import predictions as F
 from ctxlens.backends.hf import analyze
@@ -102,7 +103,7 @@ def _rig(folder, start_word, end_word, dst):
 
 def test_rigged_model_finds_the_exact_characters_in_a_later_window(tiny_models, tmp_path):
     lm = _rig(tiny_models["bert-qa"], "capital", "paris", tmp_path / "rigged")
-    result = qa.answer_question(lm, QUESTION, LONG_CONTEXT, top_k=3, max_answer_len=8, stride=8, max_tokens=32)
+    result = qa_method.answer_question(lm, QUESTION, LONG_CONTEXT, top_k=3, max_answer_len=8, stride=8, max_tokens=32)
     best = result.answers[0]
     a = LONG_CONTEXT.index("capital of France")
     b = LONG_CONTEXT.index("Paris.") + len("Paris")
@@ -116,13 +117,13 @@ def test_rigged_model_finds_the_exact_characters_in_a_later_window(tiny_models, 
 
 def test_rigged_no_answer(tiny_models, tmp_path):
     lm = _rig(tiny_models["bert-qa"], "[CLS]", "[CLS]", tmp_path / "null")
-    result = qa.answer_question(lm, QUESTION, "The river bank was wet.", max_tokens=32)
+    result = qa_method.answer_question(lm, QUESTION, "The river bank was wet.", max_tokens=32)
     assert result.no_answer_preferred
     assert result.null_score == pytest.approx(min(w.null_score for w in result.windows))
 
 
 def test_answers_map_to_exact_substrings_across_windows(bert_qa):
-    result = qa.answer_question(
+    result = qa_method.answer_question(
         bert_qa, QUESTION, LONG_CONTEXT, top_k=5, max_answer_len=6, stride=8, max_tokens=32
     )
     assert len(result.windows) > 3 and len(result.answers) == 5
@@ -138,7 +139,7 @@ def test_answers_map_to_exact_substrings_across_windows(bert_qa):
 
 
 def test_windows_cover_the_context_and_overlap_by_the_stride(bert_qa):
-    result = qa.answer_question(bert_qa, QUESTION, LONG_CONTEXT, stride=8, max_tokens=32)
+    result = qa_method.answer_question(bert_qa, QUESTION, LONG_CONTEXT, stride=8, max_tokens=32)
     tok = bert_qa.tokenizer
     full = tok(LONG_CONTEXT, add_special_tokens=False, return_offsets_mapping=True)["offset_mapping"]
     seen = set()
@@ -160,7 +161,7 @@ def test_windows_cover_the_context_and_overlap_by_the_stride(bert_qa):
 
 def test_one_window_equals_the_shared_adapter(bert_qa):
     context = "The capital of France is Paris, a city on a river."
-    result = qa.answer_question(bert_qa, QUESTION, context)
+    result = qa_method.answer_question(bert_qa, QUESTION, context)
     (window,) = result.windows
     record = analyze(bert_qa, QUESTION, context)
     np.testing.assert_allclose(window.start_logits, record.head.start_logits, rtol=1e-5, atol=1e-6)
@@ -177,13 +178,13 @@ def test_one_window_equals_the_shared_adapter(bert_qa):
 
 def test_qa_errors(bert_qa, tiny_models):
     with pytest.raises(CapabilityMissing, match="distilbert-base-cased-distilled-squad"):
-        qa.answer_question(load_hf(spec_for(tiny_models["bert-mlm"]), device="cpu"), QUESTION, "Paris.")
+        qa_method.answer_question(load_hf(spec_for(tiny_models["bert-mlm"]), device="cpu"), QUESTION, "Paris.")
     with pytest.raises(InputError, match="question is too long"):
-        qa.answer_question(bert_qa, "who " * 40, "Paris.", max_tokens=32)
+        qa_method.answer_question(bert_qa, "who " * 40, "Paris.", max_tokens=32)
 
 
 def test_qa_figures_escape_tokens(bert_qa):
-    result = qa.answer_question(bert_qa, QUESTION, "The <b> capital & Paris.")
+    result = qa_method.answer_question(bert_qa, QUESTION, "The <b> capital & Paris.")
     (window,) = result.windows
     bars = F.qa_start_end_bars(window)
     heat = F.span_matrix_heatmap(window)

@@ -49,7 +49,8 @@ def cmd_models(args) -> int:
 
 def cmd_embed(args) -> int:
     """Word vectors of every sentence in a file (or of one target word) → Parquet."""
-    from .analysis.extract import extract_to_parquet, read_sentence_file
+    from .analysis.extract import read_sentence_file
+    from .methods.extraction import extract_to_parquet
     from .errors import InputError
     from .models.device import pick_device
 

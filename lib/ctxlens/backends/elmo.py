@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 import torch
 
+from ..analysis.words import split_words
 from ..errors import CapabilityMissing
 from ..models.catalog import ModelSpec
 from ..models.elmo import DEFAULT_MAX_WORDS, ElmoBiLM, analyze_elmo_batch
@@ -28,6 +29,12 @@ class ElmoInput:
     @property
     def length(self) -> int:
         return len(self.text) + len(self.text_pair or "")  # sorts batches; words are not known yet
+
+    @property
+    def n_tokens(self) -> int:
+        """The words the model reads, at most `max_tokens` (what a request's token budget counts)."""
+        words = len(split_words(self.text)) + (len(split_words(self.text_pair)) if self.text_pair else 0)
+        return min(words, self.max_tokens)
 
 
 @dataclass

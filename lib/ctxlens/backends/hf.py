@@ -48,6 +48,11 @@ class Encoded:
     def length(self) -> int:
         return len(self.input_ids)
 
+    @property
+    def n_tokens(self) -> int:
+        """The tokens the model reads (what a request's token budget counts)."""
+        return len(self.input_ids)
+
 
 @dataclass
 class LoadedModel:

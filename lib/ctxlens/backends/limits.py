@@ -6,7 +6,12 @@ import os
 
 MAX_TOKENS_ENV = "CTXLENS_MAX_TOKENS"
 MEMORY_ENV = "CTXLENS_MEMORY_MB"
+REQUEST_TOKENS_ENV = "CTXLENS_REQUEST_TOKENS"
 DEFAULT_MAX_TOKENS = 512  # long-context models too: a 8k-token record is gigabytes of attention
+# Three 512-token inputs: a classroom's list (60 sentences of ~20 tokens, 1,320 with the
+# special tokens) passes whole, and a 100,000-character paste into a sentence list or a QA
+# context costs about 3x a 512-token input (docs/PERFORMANCE.md, paste_bench).
+DEFAULT_REQUEST_TOKENS = 1536
 DEFAULT_MEMORY_MB = 2048  # computed activations and results; fits beside the models on a 16 GB laptop
 
 
@@ -24,6 +29,13 @@ def _positive_int(name: str, default: int) -> int:
 def interactive_limit() -> int:
     """The most tokens an interactive view analyses (`CTXLENS_MAX_TOKENS`, default 512)."""
     return _positive_int(MAX_TOKENS_ENV, DEFAULT_MAX_TOKENS)
+
+
+def request_token_budget() -> int:
+    """The most tokens one request reads in all (`CTXLENS_REQUEST_TOKENS`, default 1,536): the
+    sum over a sentence list's sentences, or over the windows of a QA context. Each input is
+    still cut to `interactive_limit()` on its own."""
+    return _positive_int(REQUEST_TOKENS_ENV, DEFAULT_REQUEST_TOKENS)
 
 
 def memory_budget_bytes() -> int:

@@ -10,12 +10,19 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
 import plotly.graph_objects as go
 
-from ..analysis.predictions import AnswerScore, FewShotPrompt, Filler, LogitLens, Surprisal
-from ..analysis.qa import QAWindow
+
+if TYPE_CHECKING:  # result types only: figures never run a method
+    from ..analysis.few_shot import FewShotPrompt
+    from ..analysis.qa import QAWindow
+    from ..analysis.sampling import Surprisal
+    from ..methods.common import Filler
+    from ..methods.few_shot import AnswerScore
+    from ..methods.logit_lens import LogitLens
 from .basic import safe_label
 
 _CELL_TEXT_LIMIT = 600  # above this many heatmap cells, tokens show on hover only

@@ -1,3 +1,20 @@
-"""Analyses over a record that run where its activations live (the device), returning only
-small float32/float64 numpy results. One module per view; `analysis/` holds the pure numpy
-definitions they are tested against."""
+"""Every analysis a page shows, one module per method family, each registered by name in
+`methods.registry` with the capabilities it needs. Methods read a record's activations where
+they live (the device) or run the forwards they need, and return small numpy results;
+`analysis/` holds the pure definitions they are tested against.
+
+Importing the package registers every method.
+"""
+
+from . import (  # noqa: F401 - registration
+    attention,
+    corruption,
+    few_shot,
+    fill_mask,
+    logit_lens,
+    neurons,
+    next_token,
+    qa,
+    task_heads,
+    vectors,
+)

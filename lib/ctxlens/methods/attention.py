@@ -12,7 +12,9 @@ import numpy as np
 import torch
 
 from ..analysis.attention import STATISTICS, is_punctuation_token
+from ..models import catalog as cat
 from ..record import ATTN, Analysis
+from .registry import register
 
 
 def _f64(t: torch.Tensor) -> torch.Tensor:
@@ -81,3 +83,11 @@ def rollout(record: Analysis, layer: int) -> np.ndarray:
     """[T, T] float32 (computed in float64): attention rollout (Abnar & Zuidema 2020) up to
     `layer`; see analysis.attention.attention_rollout for the definition."""
     return record.acts.to_numpy(_rollout_all(record)[layer])
+
+
+register("attention-maps", "Attention maps", "every head's attention (bertviz head and model views, one head's map)",
+         [cat.ATTENTIONS], lambda record, layer, head: record.attention(layer, head))
+register("head-statistics", "Head statistics", "per head: entropy, attention to the first token, [SEP], itself, "
+         "its neighbours and punctuation", [cat.ATTENTIONS], head_statistics)
+register("rollout", "Attention rollout", "attention multiplied through the layers, with the residual stream",
+         [cat.ATTENTIONS], rollout)

@@ -7,9 +7,9 @@ repeated per query head. softmax(q·kᵀ/√d + mask) reproduces the record's at
 
 from __future__ import annotations
 
-import numpy as np
-
+from ..models import catalog as cat
 from ..record import KEY, QUERY, Analysis
+from .registry import register
 
 
 def supports_neuron_view(lm_or_record) -> bool:
@@ -33,4 +33,5 @@ def query_key_vectors(record: Analysis, layer: int | None = None, head: int | No
     return q, k
 
 
-
+register("neuron-view", "Neuron view", "one head's queries and keys, and how their products make its attention",
+         [cat.QUERIES_KEYS], query_key_vectors)

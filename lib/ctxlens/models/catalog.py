@@ -19,8 +19,24 @@ NEXT_TOKEN = "next-token"
 QA_SPANS = "qa-spans"
 SEQ_CLASS = "sequence-classification"
 TOKEN_CLASS = "token-classification"
+# What a family's forward gives, whatever heads the checkpoint has.
+HIDDEN = "hidden-states"
+QUERIES_KEYS = "queries-keys"
+MASK_INPUT = "mask-token"
+BILM_LAYERS = "bilm-layers"
+_HF = frozenset({HIDDEN, ATTENTIONS, QUERIES_KEYS})
+FAMILY_CAPABILITIES = {
+    Family.MASKED_LM: _HF | {MASK_INPUT},
+    Family.CAUSAL_LM: _HF,
+    Family.QA: _HF | {MASK_INPUT},  # extractive QA checkpoints are encoders
+    Family.ELMO: frozenset({HIDDEN, BILM_LAYERS}),
+}
 
 CAPABILITY_LABELS = {
+    HIDDEN: "hidden states",
+    QUERIES_KEYS: "queries and keys",
+    MASK_INPUT: "a mask token (a BERT-style encoder)",
+    BILM_LAYERS: "ELMo's character layer and biLSTM layers",
     ATTENTIONS: "attention maps",
     MLM: "masked-token prediction",
     NSP: "next-sentence prediction",
@@ -46,7 +62,8 @@ class ModelSpec:
     test_model: bool = False  # a tiny model for tests and offline demos, not a real LM
 
     def can(self, capability: str) -> bool:
-        return capability in self.capabilities
+        """A head the checkpoint has (`capabilities`), or what its family's forward gives."""
+        return capability in self.capabilities or capability in FAMILY_CAPABILITIES[self.family]
 
     @property
     def label(self) -> str:
@@ -141,18 +158,21 @@ def register(spec: ModelSpec) -> None:
     CATALOG[spec.key] = spec
 
 
-def spec_from_config(key: str, config, source: str | None = None) -> ModelSpec:
+def spec_from_config(key: str, config, source: str | None = None,
+                     decoder_only: bool = False) -> ModelSpec:
     """Describe any Hugging Face model from its config: family and what it can do.
 
     Heads are taken from `config.architectures` (what the checkpoint was saved as); a
-    head not named there has no trained weights, so it is not claimed.
+    head not named there has no trained weights, so it is not claimed. `decoder_only`: the
+    model type is a causal LM with no masked-LM form (the backend's `is_decoder_only`), for
+    a checkpoint saved without its head.
     """
     archs = " ".join(getattr(config, "architectures", None) or [])
     caps = {ATTENTIONS}
     if "ForQuestionAnswering" in archs:
         family = Family.QA
         caps.add(QA_SPANS)
-    elif "ForCausalLM" in archs or "LMHeadModel" in archs or _is_decoder_only(config):
+    elif "ForCausalLM" in archs or "LMHeadModel" in archs or decoder_only:
         family = Family.CAUSAL_LM
         if "ForCausalLM" in archs or "LMHeadModel" in archs:
             caps.add(NEXT_TOKEN)
@@ -171,16 +191,6 @@ def spec_from_config(key: str, config, source: str | None = None) -> ModelSpec:
         layers=getattr(config, "num_hidden_layers", None) or getattr(config, "n_layer", None),
         heads=getattr(config, "num_attention_heads", None) or getattr(config, "n_head", None),
     )
-
-
-def _is_decoder_only(config) -> bool:
-    from transformers.models.auto.modeling_auto import (
-        MODEL_FOR_CAUSAL_LM_MAPPING_NAMES,
-        MODEL_FOR_MASKED_LM_MAPPING_NAMES,
-    )
-
-    kind = getattr(config, "model_type", "")
-    return kind in MODEL_FOR_CAUSAL_LM_MAPPING_NAMES and kind not in MODEL_FOR_MASKED_LM_MAPPING_NAMES
 
 
 def with_capabilities(spec: ModelSpec, capabilities) -> ModelSpec:
