@@ -2,9 +2,9 @@
 
 import streamlit as st
 
-from ui import chrome, pickers, inputs, running
 from ctxlens.figures.basic import hidden_norm_heatmap, token_table
 from ctxlens.models import catalog as cat
+from ui import chrome, inputs, pickers, running
 
 EMBEDDED = ["all-MiniLM-L6-v2", "SmolLM2-135M-Instruct"]
 # (page, label, the inputs it opens on): each lesson is a link, so a teacher can also share it

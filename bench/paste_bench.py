@@ -17,10 +17,12 @@ BERT-base with an MLM head (its texts carry a [MASK] in every line) and a Distil
 with a QA head.
 
 Pages that read sentence lists (Polysemy lab, Contextuality, ELMo) take each line as a
-sentence and cap how many they read (300, the "Number of sentences" box, 12): with the paste
-they read many more tokens than with the 512-token input, so their ratio says how the cap
-bounds the work, not how the cut does. The Contextuality page computes on "Run": both of
-its runs are timed from the click, the text entered beforehand.
+sentence and cap how many they read (300, the "Number of sentences" box, 12), and then the
+tokens one request reads in all (CTXLENS_REQUEST_TOKENS); the QA page caps its windows by the
+same budget. The Contextuality page computes on "Run": both of its runs are timed from the
+click, the text entered beforehand.
+
+    python bench/paste_bench.py [PAGE ...]   (only the pages whose file name contains PAGE)
 """
 
 from __future__ import annotations
@@ -161,6 +163,8 @@ def main() -> None:
         rows.insert(5, ("pages/4_Masked_LM.py", "mlm_text", [extra["mlm"]], " [MASK]"))
         rows.append(("pages/7_Question_answering.py", "qa_context", [extra["qa"]], ""))
         for i, (page, box, models, mask) in enumerate(rows):
+            if sys.argv[1:] and not any(name in page for name in sys.argv[1:]):
+                continue
             long = tagged(source, f"P{i}{mask}")[:N_CHARS]
             short = prefix_of_tokens(long, 512, tokenizers)
             counts = [(len(t(long)["input_ids"]), len(t(short)["input_ids"])) for t in tokenizers]

@@ -120,7 +120,7 @@ def test_two_models_in_tabs(tiny_models):
 def test_elmo_gets_an_info_not_an_error(tiny_models):
     folder = tiny_models["bert-mlm"]
     at = _run_ok(_page(["elmo-tiny-test", folder], [folder]))
-    assert any("ELMo" in i.value and "no attention" in i.value for i in at.info)
+    assert any("ELMo biLM" in i.value and "needs attention heads" in i.value for i in at.info)
     assert len(_iframes(at)) == 3  # the BERT tab still shows its views
 
 

@@ -139,7 +139,7 @@ def test_nsp_shows_p_is_next_and_the_segment_layout(tiny_models):
 def test_an_mlm_without_nsp_head_names_the_models_that_have_one(tiny_models):
     at = _page(MLM_PAGE, tiny_models["bert-mlm"], view=("mlm_view", "Next sentence"))
     _ok(at)
-    assert any("no trained head for next-sentence prediction" in i.value and "bert-base-uncased" in i.value
+    assert any("needs a trained head for next-sentence prediction" in i.value and "bert-base-uncased" in i.value
                for i in at.info)
 
 
@@ -163,7 +163,7 @@ def test_fine_tuning_heads_show_sentence_and_token_labels(tmp_path):
     # Its MLM view is refused: the checkpoint has no MLM head, so no random fillers.
     at.session_state["mlm_view"] = "Fill the mask"
     at.run()
-    assert any("no trained head for masked-token prediction" in e.value for e in at.error)
+    assert any("needs a trained head for masked-token prediction" in e.value for e in at.error)
     assert not _charts(at)
 
 
@@ -171,7 +171,7 @@ def test_minilm_is_refused_naming_models_with_an_mlm_head():
     at = _page(MLM_PAGE, "all-MiniLM-L6-v2", custom=False)
     assert not at.exception
     (error,) = at.error
-    assert "all-MiniLM-L6-v2" in error.value and "no trained head for masked-token prediction" in error.value
+    assert "all-MiniLM-L6-v2" in error.value and "needs a trained head for masked-token prediction" in error.value
     assert "bert-base-uncased" in error.value and "roberta-base" in error.value
     assert any("HF_HUB_OFFLINE" in c.value for c in at.caption)
     assert not _charts(at)  # its random output is never shown
@@ -247,7 +247,7 @@ def test_generation_is_streamed_and_seeded(tiny_models):
 
 def test_a_masked_lm_on_the_next_token_page_is_refused_and_smollm2_offered(tiny_models):
     at = _page(NEXT_PAGE, tiny_models["bert-mlm"])
-    assert any("no trained head for next-token prediction" in e.value for e in at.error)
+    assert any("needs a trained head for next-token prediction" in e.value for e in at.error)
     assert not _charts(at)
     at.button(key=f"use_{cat.NEXT_TOKEN}_{SMOLLM}").click().run()
     _ok(at)

@@ -3,11 +3,14 @@
 import numpy as np
 import streamlit as st
 
-from ui import chrome, pickers, inputs, running
-from ctxlens.analysis.attention import STATISTICS, drop_special_sinks, merge_to_words, present_words
-from ctxlens.methods.neurons import supports_neuron_view
-from ctxlens.cache import cached
+from ctxlens.analysis.attention import (
+    STATISTICS,
+    drop_special_sinks,
+    merge_to_words,
+    present_words,
+)
 from ctxlens.analysis.tokens import is_byte_level
+from ctxlens.cache import cached
 from ctxlens.figures.attention import (
     LONG_INPUT,
     attention_lines,
@@ -26,10 +29,13 @@ from ctxlens.figures.bertviz_html import (
     suggested_height,
     svg_line_count,
 )
+from ctxlens.methods import registry
 from ctxlens.methods.attention import head_statistics, mean_over_heads, rollout
+from ctxlens.methods.neurons import supports_neuron_view
 from ctxlens.models import catalog as cat
 from ctxlens.models.registry import get_model
 from ctxlens.record import Family
+from ui import chrome, inputs, pickers, running
 
 MAX_IFRAME_HEIGHT = 1000  # taller views scroll inside their frame
 GRID_CELLS = 1_000_000  # heads × T² above this: the all-heads grid (≈ 13 B a cell) waits for a click
@@ -246,10 +252,9 @@ for tab, key in zip(tabs, models):
         spec = cat.CATALOG.get(key)
         if len(models) == 1:
             st.subheader(key)
-        if spec is not None and spec.family is Family.ELMO:
-            # Known before loading anything: an LSTM has no attention weights at all.
-            st.info(f"{key} is an ELMo biLM, a bidirectional LSTM over characters: it has no attention "
-                    "heads, so there is nothing to show here. Pick a BERT- or GPT-style model.")
+        if spec is not None and not registry.method("attention-maps").applies(spec):
+            # Known before loading anything (an ELMo biLM is an LSTM: no attention weights at all).
+            st.info(registry.method("attention-maps").missing(spec))
             continue
         record = running.analyze(key, text, second, device)
         if record is None:

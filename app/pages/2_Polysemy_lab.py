@@ -9,17 +9,31 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from ui import state, chrome, pickers, inputs, running
-from ctxlens.methods.extraction import analyze_all
 from ctxlens.analysis.extract import locate_target
 from ctxlens.analysis.polysemy import (
-    UNLABELLED, all_identical, check_target, collect_target_vectors, cosine_matrix, load_presets,
-    parse_sentences, parse_upload, project, separation_by_layer, warm_up_umap,
+    UNLABELLED,
+    all_identical,
+    check_target,
+    collect_target_vectors,
+    cosine_matrix,
+    load_presets,
+    parse_sentences,
+    parse_upload,
+    project,
+    separation_by_layer,
+    warm_up_umap,
 )
-from ctxlens.errors import CtxlensError
-from ctxlens.figures.embeddings import coordinates_frame, cosine_heatmap, sense_scatter, separation_lines
-from ctxlens.models import catalog as cat
 from ctxlens.cache import cached
+from ctxlens.errors import CtxlensError
+from ctxlens.figures.embeddings import (
+    coordinates_frame,
+    cosine_heatmap,
+    sense_scatter,
+    separation_lines,
+)
+from ctxlens.methods.extraction import analyze_all
+from ctxlens.models import catalog as cat
+from ui import chrome, inputs, pickers, running, state
 
 MAX_SENTENCES = 300  # a lab, not a corpus run: `ctxlens embed` handles files of any size
 OWN = "(my own sentences)"
@@ -124,6 +138,8 @@ if len(sentences) > MAX_SENTENCES:
     st.warning(f"{len(sentences)} sentences: the lab uses the first {MAX_SENTENCES}.")
     sentences = sentences[:MAX_SENTENCES]
 inputs.require_models(models)
+# CTXLENS_REQUEST_TOKENS: every model reads the same first sentences, within the request's tokens.
+sentences = sentences[:running.sentence_budget(models, [s.text for s in sentences], device)]
 
 where = locate_target([s.text for s in sentences], target, which)
 if not where.found:

@@ -4,13 +4,18 @@ for every chosen model, beside what the paper found."""
 import pandas as pd
 import streamlit as st
 
-from ui import chrome, pickers, inputs, running
-from ctxlens.analysis.contextuality import MIN_OCCURRENCES, PAPER_FINDINGS, contextuality_report, load_corpus
-from ctxlens.methods.extraction import analyze_all
+from ctxlens.analysis.contextuality import (
+    MIN_OCCURRENCES,
+    PAPER_FINDINGS,
+    contextuality_report,
+    load_corpus,
+)
 from ctxlens.analysis.polysemy import parse_sentences, parse_upload
 from ctxlens.errors import CtxlensError
 from ctxlens.figures.embeddings import contextuality_lines
+from ctxlens.methods.extraction import analyze_all
 from ctxlens.models import catalog as cat
+from ui import chrome, inputs, pickers, running
 
 REPORTS_KEY = "cx_reports"  # (model, device, sentences, pooling) → report, per session
 MAX_REPORTS = 24
@@ -70,6 +75,9 @@ pooling = c2.selectbox("Sub-word pooling", ["mean", "first", "last"], key="cx_po
 run = c3.button("Run", type="primary", key="cx_run")
 texts = tuple(available[:n])
 inputs.require_models(models)
+# CTXLENS_REQUEST_TOKENS: every model reads the same first sentences, within the request's
+# tokens (counted once the models are loaded: "Run" loads them).
+texts = texts[:running.sentence_budget(models, texts, device, load=run)]
 
 reports = st.session_state.setdefault(REPORTS_KEY, {})
 keys = {m: (m, device, texts, pooling) for m in models}
@@ -87,7 +95,7 @@ if run:
 done = {m: reports[k] for m, k in keys.items() if k in reports}
 waiting = [m for m in models if m not in done]
 if not done:
-    st.info(f"Press **Run** to measure {len(models)} model(s) on {n} sentences.")
+    st.info(f"Press **Run** to measure {len(models)} model(s) on {len(texts)} sentences.")
     st.stop()
 if waiting and not run:
     st.info("Press **Run** to add: " + ", ".join(waiting))

@@ -4,22 +4,26 @@ prediction and the fine-tuning heads."""
 import pandas as pd
 import streamlit as st
 
-from ui import chrome, pickers, inputs, running
 from ctxlens.analysis.masking import MASK_PLACEHOLDER
-from ctxlens.methods.corruption import corruption_demo, KEEP, MASK, RANDOM
-from ctxlens.methods.fill_mask import fill_mask, mask_word
-from ctxlens.methods.logit_lens import mlm_logit_lens
-from ctxlens.methods.task_heads import classify_sequence, classify_tokens, nsp_score
 from ctxlens.analysis.words import split_words
 from ctxlens.errors import CtxlensError, InputError
 from ctxlens.figures.predictions import logit_lens_heatmap, top_k_bars
+from ctxlens.methods import registry
+from ctxlens.methods.corruption import KEEP, MASK, RANDOM, corruption_demo
+from ctxlens.methods.fill_mask import fill_mask, mask_word
+from ctxlens.methods.logit_lens import mlm_logit_lens
+from ctxlens.methods.task_heads import classify_sequence, classify_tokens, nsp_score
 from ctxlens.models import catalog as cat
-from ctxlens.record import Family
+from ui import chrome, inputs, pickers, running
 
 DEFAULT_TEXT = f"The capital of France is {MASK_PLACEHOLDER}."
 CORRUPTION_EXAMPLE = "The quick brown fox jumps over the lazy dog near the river bank."
 MAX_SLOT_CHARTS = 12  # more masks than this: the first ones only, so the page stays readable
 TYPED, PICKED = "[MASK] in the text", "Pick a word to mask"
+# The page's registered methods; the picker offers the models with a mask token.
+PAGE_METHODS = ("fill-mask", "logit-lens", "corruption", "nsp", "classify-sequence", "classify-tokens")
+HEAD_METHODS = ("classify-sequence", "classify-tokens")
+PICKER_METHODS = ("fill-mask", "corruption")
 ACTIONS = {MASK: "→ [MASK] (80%)", RANDOM: "→ random token (10%)", KEEP: "kept as it is (10%)"}
 
 
@@ -29,7 +33,7 @@ def snippet(text: str, span: tuple[int, int], width: int = 24) -> str:
 
 
 def fill_section(lm, text: str, whole_word: bool, top_k: int, device: str) -> None:
-    if running.refuse_without(lm, cat.MLM, device):
+    if running.refuse_without(lm, "fill-mask", device):
         return
     result = fill_mask(lm, text, top_k=top_k, whole_word=whole_word)
     st.caption("What the model read (your [MASK] becomes its own mask token):")
@@ -61,7 +65,7 @@ def lens_section(lm, text: str, device: str) -> None:
         "input ([MASK] or frequent words); the answer usually emerges in the upper layers. "
         "The last column is the model's real prediction."
     )
-    if running.refuse_without(lm, cat.MLM, device):
+    if running.refuse_without(lm, "logit-lens", device):
         return
     value = st.radio("Colour", ["final_prob", "top_prob"], horizontal=True, key="mlm_lens_value",
                      format_func={"final_prob": "P(final prediction)", "top_prob": "P(layer's own top token)"}.get)
@@ -103,7 +107,7 @@ def corruption_section(lm, source: str, top_k: int) -> None:
         f"{counts[RANDOM]} replaced by a random token, {counts[KEEP]} kept."
     )
     st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch")
-    if not lm.spec.can(cat.MLM):
+    if not registry.method("fill-mask").applies(lm.spec):
         st.caption("This model has no MLM head, so no predictions are shown: only the recipe.")
 
 
@@ -113,7 +117,7 @@ def nsp_section(lm, first: str, second: str | None, device: str) -> None:
         "followed A in the corpus (50%) or a random one (50%)? Segment ids (0 for A, 1 for B) "
         "tell the model which sentence each token belongs to; the answer is read from [CLS]."
     )
-    if running.refuse_without(lm, cat.NSP, device, say=st.info):
+    if running.refuse_without(lm, "nsp", device, say=st.info):
         return
     if second is None:
         st.info("Tick **Add a second sentence** under the sentence box to score a pair.")
@@ -135,23 +139,21 @@ def heads_section(lm, text: str, second: str | None) -> None:
         "- **span**: every token → start and end scores of an answer in a passage; see the "
         "**Question answering** page."
     )
-    shown = False
-    if lm.spec.can(cat.SEQ_CLASS):
+    usable = {m.name for m in registry.available(HEAD_METHODS, lm.spec)[0]}
+    if "classify-sequence" in usable:
         result = classify_sequence(lm, text, second)
         kind = "sentence pair" if second is not None else "sentence"
         st.subheader(f"This checkpoint's {kind} classification")
         st.bar_chart(pd.DataFrame({"label": result.labels, "probability": result.probs}), x="label", y="probability")
         if result.multi_label:
             st.caption("Multi-label head: each label has its own sigmoid probability.")
-        shown = True
-    if lm.spec.can(cat.TOKEN_CLASS):
+    if "classify-tokens" in usable:
         result = classify_tokens(lm, text)
         st.subheader("This checkpoint's token classification (read at each word's first token)")
         best = [float(p.max()) if label is not None else None for p, label in zip(result.probs, result.labels)]
         st.dataframe(pd.DataFrame({"word": result.words, "label": result.labels, "probability": best}),
                      hide_index=True, width="stretch")
-        shown = True
-    if not shown:
+    if not usable:
         st.info(
             f"{lm.spec.key} has no fine-tuned classification head (the catalog's models are "
             "pre-trained only). Add a local folder or cached hub id of a checkpoint fine-tuned for "
@@ -168,7 +170,7 @@ st.markdown(
 )
 
 device = pickers.device_picker()
-picked = pickers.model_picker("Masked language model", families=(Family.MASKED_LM,), multi=False)
+picked = pickers.model_picker("Masked language model", methods=PICKER_METHODS, multi=False)
 top_k = st.sidebar.slider("Top k", 1, 20, 5, key="mlm_top_k")
 
 text, second = inputs.sentence_input(DEFAULT_TEXT, pair=True, key="mlm_text")
@@ -198,6 +200,7 @@ if lm is None:
     st.stop()
 heads = [cat.CAPABILITY_LABELS[c] for c in sorted(lm.spec.capabilities) if c != cat.ATTENTIONS]
 st.caption(f"{key}: trained heads for {', '.join(heads) or 'nothing (a bare encoder)'}.")
+running.not_available_note(PAGE_METHODS, lm.spec)
 
 masked = mask_word(text, index, lm if whole_word else None) if mode == PICKED else text
 corruption_text = CORRUPTION_EXAMPLE if MASK_PLACEHOLDER.lower() in text.lower() else text

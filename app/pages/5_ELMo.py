@@ -5,16 +5,22 @@ import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
 
-from ui import state, chrome, pickers, inputs, running
 from ctxlens.analysis.layers import (
-    S_RANGE, cross_sentence_table, cross_sentence_word_cosines, layer_cosines, mix_presets,
-    mix_table, word_layers, word_norms,
+    S_RANGE,
+    cross_sentence_table,
+    cross_sentence_word_cosines,
+    layer_cosines,
+    mix_presets,
+    mix_table,
+    word_layers,
+    word_norms,
 )
 from ctxlens.figures.basic import safe_label
+from ctxlens.methods import registry
 from ctxlens.models import catalog as cat
 from ctxlens.models.elmo_catalog import TINY_ELMO_KEY
 from ctxlens.models.registry import model_status
-from ctxlens.record import Family
+from ui import chrome, inputs, pickers, running, state
 
 MAX_SENTENCES = 12
 DEFAULT_SENTENCES = (
@@ -24,9 +30,14 @@ DEFAULT_SENTENCES = (
 )
 
 
+def is_elmo(spec) -> bool:
+    """A model with ELMo's character layer and biLSTM layers (what this page is about)."""
+    return registry.method("elmo-layers").applies(spec)
+
+
 def prefer_an_elmo(device: str) -> None:
     """If no ELMo is chosen yet: a real one already on disk, else the tiny test model (offline)."""
-    elmo = [k for k, s in cat.CATALOG.items() if s.family is Family.ELMO]
+    elmo = registry.models_for(["elmo-layers"])
     chosen = list(st.session_state[state.MODELS_KEY])
     if any(k in elmo for k in chosen):
         return
@@ -36,7 +47,7 @@ def prefer_an_elmo(device: str) -> None:
 
 
 def comparison_picker() -> str | None:
-    options = [k for k, s in cat.CATALOG.items() if s.family is not Family.ELMO]
+    options = [k for k in registry.models_for(["layer-mix"]) if not is_elmo(cat.CATALOG[k])]
     options += [k for k in st.session_state[state.EXTRA_KEY] if k not in cat.CATALOG]
     return st.sidebar.selectbox(
         "Same mix on a BERT/GPT model", [None] + options, key="elmo_compare",
@@ -47,7 +58,7 @@ def comparison_picker() -> str | None:
 
 def model_notice(key: str, device: str) -> None:
     spec = cat.CATALOG.get(key)
-    if spec is None or spec.family is not Family.ELMO:
+    if spec is None or not is_elmo(spec):
         return
     if spec.test_model:
         small = cat.CATALOG["elmo-small"]
@@ -128,12 +139,13 @@ def sentence_picker(sentences: list[str]) -> int:
 
 
 def show_model(key: str, sentences: list[str], chosen: int, pooling: str, device: str) -> None:
-    if running.load_model(key, device) is None:
+    lm = running.load_model(key, device)
+    if lm is None:
         return
     records = [running.analyze(key, s, None, device) for s in sentences]
     if any(r is None for r in records):
         return
-    elmo = records[0].family is Family.ELMO
+    elmo = is_elmo(lm.spec)
     st.caption(
         "Layer 0: character-CNN token vector, the same for a word in any sentence. Layers 1-2: "
         "biLSTM states (forward ⊕ backward), which depend on the whole sentence."
@@ -183,14 +195,14 @@ st.markdown(
 
 device = pickers.device_picker()
 prefer_an_elmo(device)
-picked = pickers.model_picker("ELMo model", families=(Family.ELMO,), multi=False)
+picked = pickers.model_picker("ELMo model", methods=("elmo-layers",), multi=False)
 compare = comparison_picker()
 pooling = st.sidebar.selectbox("Sub-word pooling", ["mean", "first", "last"], key="elmo_pooling") if compare else "mean"
 
 with st.expander("ELMo models on this machine", expanded=False):
     st.dataframe(
         [{"model": s.label, "status": (m := model_status(s, device)).state, "detail": m.detail,
-          "about": s.description} for s in cat.CATALOG.values() if s.family is Family.ELMO],
+          "about": s.description} for s in cat.CATALOG.values() if is_elmo(s)],
         hide_index=True, width="stretch",
     )
 
@@ -204,6 +216,8 @@ sentences = [line.strip() for line in text.splitlines() if line.strip()]
 if len(sentences) > MAX_SENTENCES:
     st.warning(f"Only the first {MAX_SENTENCES} of {len(sentences)} sentences are used.")
     sentences = sentences[:MAX_SENTENCES]
+# CTXLENS_REQUEST_TOKENS: both models read the same first sentences, within the request's tokens.
+sentences = sentences[:running.sentence_budget([model] + ([compare] if compare else []), sentences, device)]
 chosen = sentence_picker(sentences)
 
 if compare is None:

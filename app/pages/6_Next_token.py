@@ -7,19 +7,24 @@ import re
 import pandas as pd
 import streamlit as st
 
-from ui import state, chrome, pickers, inputs, running
 from ctxlens.analysis.few_shot import few_shot_presets
 from ctxlens.analysis.sampling import surprisal
+from ctxlens.cache import CACHE, cached
+from ctxlens.errors import CtxlensError, InputError
+from ctxlens.figures.predictions import (
+    few_shot_bars,
+    logit_lens_heatmap,
+    surprisal_strip,
+    top_k_bars,
+)
+from ctxlens.methods import registry  # noqa: F401 - registers the page's methods
 from ctxlens.methods.few_shot import few_shot_curve
 from ctxlens.methods.logit_lens import causal_logit_lens
 from ctxlens.methods.next_token import generate_stream, next_tokens
-from ctxlens.cache import CACHE, cached
-from ctxlens.errors import CtxlensError, InputError
-from ctxlens.figures.predictions import few_shot_bars, logit_lens_heatmap, surprisal_strip, top_k_bars
-from ctxlens.models import catalog as cat
-from ctxlens.record import Family
+from ui import chrome, inputs, pickers, running, state
 
 DEFAULT_TEXT = "The capital of France is"
+PAGE_METHODS = ("next-token", "surprisal", "generation", "logit-lens", "few-shot")
 LENS_POSITIONS = 16  # the lens shows the last tokens only: every row costs a vocabulary softmax per layer
 GENERATED_KEY = "nt_generated"
 _MARKDOWN_SPECIALS = re.compile(r"([\\`*_{}\[\]()#+\-.!|<>~$])")
@@ -166,7 +171,7 @@ st.markdown(
 )
 
 device = pickers.device_picker()
-picked = pickers.model_picker("Causal language model", families=(Family.CAUSAL_LM,), multi=False)
+picked = pickers.model_picker("Causal language model", methods=PAGE_METHODS, multi=False)
 top_k = st.sidebar.slider("Top k", 1, 30, 10, key="nt_top_k")
 
 text, _ = inputs.sentence_input(DEFAULT_TEXT, pair=False, key="nt_text")
@@ -174,7 +179,7 @@ text = inputs.require_text(text)
 
 key = picked[0]
 lm = running.load_model(key, device)
-if lm is None or running.refuse_without(lm, cat.NEXT_TOKEN, device):
+if lm is None or running.refuse_without(lm, "next-token", device):
     st.stop()
 sections = {
     "Next token": lambda: next_token_section(lm, text, top_k),

@@ -3,15 +3,14 @@
 import pandas as pd
 import streamlit as st
 
-from ui import state, chrome, pickers, inputs, running
-from ctxlens.methods.common import require
-from ctxlens.methods.qa import answer_question
 from ctxlens.errors import CtxlensError, InputError
 from ctxlens.figures.predictions import qa_start_end_bars, span_matrix_heatmap
+from ctxlens.methods import registry
+from ctxlens.methods.qa import answer_question, budget_message
 from ctxlens.models import catalog as cat
 from ctxlens.models.loading import hub_offline
 from ctxlens.models.registry import model_status
-from ctxlens.record import Family
+from ui import chrome, inputs, pickers, running, state
 
 DEFAULT_QUESTION = "Where did the cat sit?"
 DEFAULT_CONTEXT = (
@@ -22,7 +21,7 @@ DOWNLOAD_KEY = "qa_download_ok"  # catalog models the user asked to download in 
 
 
 def qa_catalog(device: str) -> list[tuple[str, object]]:
-    return [(k, model_status(s, device)) for k, s in cat.CATALOG.items() if s.can(cat.QA_SPANS) and not s.test_model]
+    return [(k, model_status(s, device)) for k, s in cat.CATALOG.items() if registry.method("qa-spans").applies(s) and not s.test_model]
 
 
 def ready_to_load(key: str, device: str) -> bool:
@@ -82,7 +81,7 @@ st.markdown(
 )
 
 device = pickers.device_picker()
-picked = pickers.model_picker("QA model", families=(Family.QA,), multi=False)
+picked = pickers.model_picker("QA model", methods=("qa-spans",), multi=False)
 top_k = st.sidebar.slider("Answers to list", 1, 10, 3, key="qa_top_k")
 max_answer_len = st.sidebar.slider("Longest answer (tokens)", 1, 64, 30, key="qa_max_len")
 stride = st.sidebar.slider("Window overlap (stride, tokens)", 0, 256, 64, key="qa_stride",
@@ -107,7 +106,7 @@ lm = running.load_model(key, device)
 if lm is None:
     st.stop()
 try:
-    require(lm, cat.QA_SPANS)
+    registry.check("qa-spans", lm.spec)
     window_tokens = st.sidebar.slider("Window length (tokens)", min(32, lm.max_tokens - 1), lm.max_tokens,
                                       lm.max_tokens, key="qa_window",
                                       help="Shorter than the model's limit to watch the windows at work.")
@@ -118,6 +117,8 @@ except InputError as exc:
 except CtxlensError as exc:
     chrome.show_error(exc)
     st.stop()
+if result.cut:  # CTXLENS_REQUEST_TOKENS stopped the windows before the end of the context
+    st.warning(budget_message(key, result))
 
 st.subheader("Answers")
 if result.answers:

@@ -4,8 +4,14 @@ from __future__ import annotations
 
 import streamlit as st
 
+from ctxlens.methods import registry
 from ctxlens.models import catalog as cat
-from ctxlens.models.device import available_devices, describe_device, pick_device, requested_dtype
+from ctxlens.models.device import (
+    available_devices,
+    describe_device,
+    pick_device,
+    requested_dtype,
+)
 from ctxlens.models.registry import model_status
 
 from .state import DEVICE_KEY, DTYPE_KEY, EXTRA_KEY, MODELS_KEY, remember
@@ -49,9 +55,10 @@ def _option_label(key: str) -> str:
     return spec.label if spec else f"{key} (custom)"
 
 
-def model_picker(label: str = "Models", families=None, multi: bool = True) -> list[str]:
-    """Catalog models plus any Hugging Face id or local folder the user adds."""
-    options = [k for k, s in cat.CATALOG.items() if families is None or s.family in families]
+def model_picker(label: str = "Models", methods=None, multi: bool = True) -> list[str]:
+    """Catalog models (those at least one of the registered `methods` applies to) plus any
+    Hugging Face id or local folder the user adds."""
+    options = list(cat.CATALOG) if methods is None else registry.models_for(methods)
     options += [k for k in st.session_state[EXTRA_KEY] if k not in options]
     chosen = [k for k in st.session_state[MODELS_KEY] if k in options] or options[:1]
     if multi:
@@ -65,7 +72,7 @@ def model_picker(label: str = "Models", families=None, multi: bool = True) -> li
                 st.session_state[EXTRA_KEY].append(extra.strip())
             st.session_state[MODELS_KEY] = picked + [extra.strip()]
             st.rerun()
-    # A page that offers only some families keeps the user's picks of the other families.
+    # A page that offers only some models keeps the user's picks of the others.
     others = [k for k in st.session_state[MODELS_KEY] if k not in options]
     st.session_state[MODELS_KEY] = picked + others
     remember("model", st.session_state[MODELS_KEY])

@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import streamlit as st
 
-from ctxlens.errors import CapabilityMissing
+from ctxlens.methods import registry
 from ctxlens.models import catalog as cat
 from ctxlens.models.loading import hub_offline
 from ctxlens.models.registry import analyze_text, get_model, model_status
 from ctxlens.record import Analysis
 
+from . import chrome
 from .chrome import show_error
 from .pickers import precision, use_model
 from .state import DEVICE_KEY
@@ -64,24 +65,60 @@ def cut_message(key: str, record: Analysis) -> str:
             f"{record.n_tokens:,} were analysed.")
 
 
-def refuse_without(lm, capability: str, device: str, say=st.error) -> bool:
-    """True, after saying why and offering the catalog models that have it, when `lm` lacks
-    the trained head a view needs; its random output is then never computed."""
-    from ctxlens.methods.common import require
+def sentence_budget(models, texts, device: str, load: bool = True) -> int:
+    """How many of `texts`, from the first, one request reads: as many as every model reads
+    within CTXLENS_REQUEST_TOKENS tokens in all. Says so in the page when that cuts the list.
 
+    load=False: count only if every model is already loaded (a page that loads on a click);
+    otherwise the whole list, unsaid."""
+    from ctxlens.methods.extraction import sentences_within_budget
+    from ctxlens.models.loading import spec_for
+
+    if not load:
+        try:
+            if any(model_status(spec_for(key), device).state != "ready" for key in models):
+                return len(texts)
+        except Exception:  # an unknown model: the page says so when it loads it
+            return len(texts)
+    loaded = [key for key in models if load_model(key, device) is not None]
+    if not loaded or not texts:
+        return len(texts)
     try:
-        require(lm, capability)
+        cut = sentences_within_budget(loaded, texts, device=device, dtype=precision())
+    except Exception as exc:
+        show_error(exc)
+        return len(texts)
+    if cut.cut:
+        st.warning(cut.message())
+    return cut.n_read
+
+
+def refuse_without(lm, method_name: str, device: str, say=st.error) -> bool:
+    """True, after saying why and offering the catalog models it applies to, when registered
+    method `method_name` does not apply to `lm`; its random output is then never computed."""
+    method = registry.method(method_name)
+    reason = method.missing(lm.spec)
+    if reason is None:
         return False
-    except CapabilityMissing as exc:
-        say(str(exc))
+    say(reason)
     for key, spec in cat.CATALOG.items():
-        if not spec.can(capability) or spec.test_model:
+        if not method.applies(spec) or spec.test_model:
             continue
         status = model_status(spec, device)
         if status.state != "unavailable":
             verb = "Download and use" if status.state == "needs download" else "Use"
-            st.button(f"{verb} {key} ({status.detail})", key=f"use_{capability}_{key}",
+            st.button(f"{verb} {key} ({status.detail})", key=f"use_{method_name}_{key}",
                       on_click=use_model, args=(key,))
     if hub_offline():
         st.caption("Offline (HF_HUB_OFFLINE is set): models not in the local cache download once the network is on.")
     return True
+
+
+def not_available_note(names, spec) -> list:
+    """The registered methods among `names` that apply to `spec`; a note lists the others and why."""
+    usable, why_not = registry.available(names, spec)
+    if why_not:
+        with st.expander(f"Not available for {spec.key}: {', '.join(why_not)}"):
+            for title, reason in why_not.items():
+                st.markdown(f"- **{title}**: {chrome.escape(reason)}")
+    return usable

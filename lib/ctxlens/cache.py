@@ -2,8 +2,11 @@
 
 Entries are weighed by their `nbytes` (records: their activations on the device; numpy
 arrays; strings) and evicted least recently used once the total passes the budget
-(`CTXLENS_MEMORY_MB`). Identical concurrent requests compute once: the later callers wait for
-the first one's result instead of running the same forward again.
+(`CTXLENS_MEMORY_MB`). A computation that knows its size beforehand (a forward: its record's
+estimated bytes) reserves it first (`reserve`), so the entries it will displace are evicted
+before it runs rather than after: what is cached plus what is being computed stays within
+the budget. Identical concurrent requests compute once: the later callers wait for the first
+one's result instead of running the same forward again.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ import sys
 import threading
 from collections import OrderedDict
 from concurrent.futures import Future
+from contextlib import contextmanager
 
 from .backends.limits import memory_budget_bytes
 
@@ -41,6 +45,7 @@ class MemoryCache:
         self._pending: dict = {}  # key -> Future of the computation under way
         self._lock = threading.Lock()
         self.bytes = 0
+        self.reserved = 0  # bytes of computations under way (see `reserve`)
 
     @property
     def budget(self) -> int:
@@ -76,9 +81,28 @@ class MemoryCache:
                 return  # bigger than the whole budget: returned to its caller, never kept
             self._items[key] = (value, size)
             self.bytes += size
-            while self.bytes > self.budget and self._items:
-                _, (_, freed) = self._items.popitem(last=False)
-                self.bytes -= freed
+            self._evict(self.budget - self.reserved, keep=1)  # the new entry stays: its caller uses it now
+
+    @contextmanager
+    def reserve(self, nbytes: int):
+        """Make room for `nbytes` about to be computed, then hold it while the block runs:
+        least recently used entries are evicted first, until what is cached plus what every
+        computation under way reserved fits the budget (or nothing is left to evict)."""
+        with self._lock:
+            self.reserved += nbytes
+            self._evict(self.budget - self.reserved)
+        try:
+            yield
+        finally:
+            with self._lock:
+                self.reserved -= nbytes
+
+    def _evict(self, target: int, keep: int = 0) -> None:
+        """Evict least recently used entries until `bytes` <= target or `keep` entries remain
+        (the caller holds the lock)."""
+        while self.bytes > target and len(self._items) > keep:
+            _, (_, freed) = self._items.popitem(last=False)
+            self.bytes -= freed
 
     def reweigh(self, key) -> None:
         """A cached record grew (a lazy name was computed): count its new size."""
@@ -89,9 +113,7 @@ class MemoryCache:
             new = weigh(value)
             self._items[key] = (value, new)
             self.bytes += new - old
-            while self.bytes > self.budget and len(self._items) > 1:
-                _, (_, freed) = self._items.popitem(last=False)
-                self.bytes -= freed
+            self._evict(self.budget - self.reserved, keep=1)
 
     def clear(self) -> None:
         with self._lock:

@@ -106,6 +106,13 @@ class QAResult:
     answers: tuple[Answer, ...]  # best first, one per distinct character span
     windows: tuple[QAWindow, ...]
     null_score: float  # the lowest no-answer score over windows (as SQuAD 2.0 evaluation does)
+    read_to: int | None = None  # the context was read up to this character (None: all of it)
+    token_budget: int = 0  # the request's token budget that cut it (CTXLENS_REQUEST_TOKENS)
+
+    @property
+    def cut(self) -> bool:
+        """True when the token budget stopped the windows before the end of the context."""
+        return self.read_to is not None and self.read_to < len(self.context)
 
     @property
     def no_answer_preferred(self) -> bool:

@@ -12,7 +12,6 @@ import torch
 from ..backends.hf import LoadedModel
 from ..errors import CapabilityMissing, InputError
 from ..models import catalog as cat
-from ..record import Family
 from ..validate import clean_text
 from .common import Filler, display_ids, top_fillers, vocab_logits
 from .registry import register
@@ -102,7 +101,7 @@ def corruption_demo(lm_or_tokenizer, text: str, seed: int, rate: float = 0.15, t
 
 
 def _corruption_predictions(lm, corrupted: np.ndarray, positions: np.ndarray, top_k: int):
-    if lm is None or lm.spec.family is not Family.MASKED_LM or not lm.spec.can(cat.MLM):
+    if lm is None or not lm.spec.can(cat.MLM):
         return None
     logits = vocab_logits(lm, torch.from_numpy(corrupted)[None])[0, positions].cpu()
     return [top_fillers(lm, torch.softmax(row, -1), top_k) for row in logits]

@@ -16,10 +16,13 @@ from ..analysis.extract import (
     word_vectors,
 )
 from ..analysis.words import Pooling
+from ..backends.limits import REQUEST_TOKENS_ENV, request_token_budget
 from ..errors import InputError
 from ..models.loading import Progress
 from ..models.registry import analyze_texts, get_model
-from ..record import Analysis
+from ..record import Analysis, Family
+
+_COUNT_CHUNK = 16  # sentences tokenised at a time while counting against the budget
 
 
 def iter_analyses(
@@ -44,17 +47,95 @@ def iter_analyses(
 
 
 
+@dataclass(frozen=True)
+class SentenceCut:
+    """What one request reads of a sentence list under its token budget
+    (`CTXLENS_REQUEST_TOKENS`): the first `n_read` of `n_total` sentences."""
+
+    n_read: int
+    n_total: int
+    tokens_read: int  # the tokens of those sentences, as `model` reads them
+    budget: int
+    model: str  # the model whose tokens ran out first (with several, the one that read most)
+    unit: str = "tokens"  # ELMo's tokens are words
+
+    @property
+    def cut(self) -> bool:
+        return self.n_read < self.n_total
+
+    def message(self) -> str:
+        """What was cut, in the words of the interactive limit's message."""
+        return (f"{self.model}: one request reads at most {self.budget:,} {self.unit} in all "
+                f"({REQUEST_TOKENS_ENV} sets the budget), so only the first {self.n_read:,} of "
+                f"{self.n_total:,} sentences ({self.tokens_read:,} {self.unit}) were analysed.")
+
+
+def _tokens_per_sentence(lm, texts: Sequence[str], budget: int) -> list[int]:
+    """Each sentence's tokens as the model reads them (each cut to CTXLENS_MAX_TOKENS), for
+    the sentences up to the first that passes the budget: a long list is tokenised only as
+    far as the budget reaches."""
+    counts: list[int] = []
+    total = 0
+    for start in range(0, len(texts), _COUNT_CHUNK):
+        for encoded in lm.encode(list(texts[start:start + _COUNT_CHUNK])):
+            counts.append(encoded.n_tokens)
+            total += counts[-1]
+            if total > budget:
+                return counts
+    return counts
+
+
+def sentences_within_budget(
+    names: str | Sequence[str], texts: Sequence[str], *, device: str | None = None,
+    dtype: str | None = None, budget: int | None = None, progress: Progress | None = None,
+) -> SentenceCut:
+    """The longest prefix of `texts` that every model in `names` reads within the request's
+    token budget (default `CTXLENS_REQUEST_TOKENS`), at least one sentence. With several
+    models they all read the same sentences, so their results compare."""
+    budget = budget or request_token_budget()
+    names = [names] if isinstance(names, str) else list(names)
+    n = len(texts)
+    counts, units = {}, {}
+    for name in names:
+        lm = get_model(name, device, progress, dtype)
+        counts[name] = _tokens_per_sentence(lm, texts[:n], budget)
+        units[name] = "words" if lm.spec.family is Family.ELMO else "tokens"
+        fit, total = 0, 0
+        for c in counts[name]:
+            if total + c > budget:
+                break
+            fit, total = fit + 1, total + c
+        n = min(n, max(fit, 1))
+    tokens = {name: sum(c[:n]) for name, c in counts.items()}
+    model = max(tokens, key=tokens.get) if tokens else ""
+    return SentenceCut(n, len(texts), tokens.get(model, 0), budget, model, units.get(model, "tokens"))
+
+
+class Analyses(list):
+    """A sentence list's records (the first `cut.n_read` sentences), and what the request's
+    token budget left out (`cut`)."""
+
+    def __init__(self, records, cut: SentenceCut):
+        super().__init__(records)
+        self.cut = cut
+
+
 def analyze_all(
     name: str, texts: Sequence[str], *, device: str | None = None, batch_size: int = 16,
-    progress: Progress | None = None, dtype: str | None = None,
-) -> list[Analysis]:
-    """Every sentence's record, computed chunk by chunk (each equals its one-at-a-time twin)."""
+    progress: Progress | None = None, dtype: str | None = None, token_budget: int | None = None,
+) -> Analyses:
+    """The records of the sentences one request reads, computed chunk by chunk (each equals
+    its one-at-a-time twin): the longest prefix of `texts` within `token_budget` tokens in all
+    (default `CTXLENS_REQUEST_TOKENS`); `.cut` says how many were read. Whole files of any
+    size go through `iter_analyses` or `extract_to_parquet` instead."""
     if not texts:
         raise InputError("No sentences to analyse.")
+    cut = sentences_within_budget(name, texts, device=device, dtype=dtype, budget=token_budget, progress=progress)
     records: list[Analysis] = []
-    for _, chunk in iter_analyses(name, texts, device=device, batch_size=batch_size, progress=progress, dtype=dtype):
+    for _, chunk in iter_analyses(name, texts[:cut.n_read], device=device, batch_size=batch_size,
+                                  progress=progress, dtype=dtype):
         records.extend(chunk)
-    return records
+    return Analyses(records, cut)
 
 
 @dataclass(frozen=True)

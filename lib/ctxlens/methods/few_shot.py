@@ -12,8 +12,8 @@ from ..backends.hf import LoadedModel
 from ..errors import InputError
 from ..models import catalog as cat
 from ..validate import clean_text
-from .common import display_ids, require, vocab_logits
-from .registry import register
+from .common import display_ids, vocab_logits
+from .registry import check, register
 
 
 @dataclass(frozen=True)
@@ -27,7 +27,7 @@ def answer_probability(lm: LoadedModel, prompt: str, answer: str) -> AnswerScore
     """P(answer | prompt): the answer is tokenised on its own (keep its leading space) and
     appended to the prompt's tokens, as the model would generate it; one forward pass
     reads each answer token's probability given the prompt and the answer tokens before it."""
-    require(lm, cat.NEXT_TOKEN)
+    check("few-shot", lm.spec)
     prompt = clean_text(prompt, "prompt")
     if not answer:
         raise InputError("The answer is empty.")

@@ -15,10 +15,10 @@ from ..analysis.words import split_words
 from ..backends.hf import LoadedModel, analyze
 from ..errors import CapabilityMissing, InputError
 from ..models import catalog as cat
-from ..record import Analysis, Family
+from ..record import Analysis
 from ..validate import clean_text
 from .common import Filler, check_top_k, require, top_fillers, vocab_logits
-from .registry import register
+from .registry import check, register
 
 
 @dataclass(frozen=True)
@@ -63,8 +63,8 @@ class FillMaskResult:
 
 def require_mlm(lm: LoadedModel) -> None:
     require(lm, cat.MLM)
-    if lm.spec.family is not Family.MASKED_LM or lm.tokenizer.mask_token is None:
-        raise CapabilityMissing(f"'{lm.spec.key}' is not a masked language model with a mask token.")
+    if lm.tokenizer.mask_token is None:
+        raise CapabilityMissing(f"'{lm.spec.key}' has an MLM head but its tokenizer has no mask token.")
 
 
 def fill_mask(lm: LoadedModel, text: str, top_k: int = 5, whole_word: bool = False) -> FillMaskResult:
@@ -76,6 +76,7 @@ def fill_mask(lm: LoadedModel, text: str, top_k: int = 5, whole_word: bool = Fal
     as `mask_word` writes for a word of two pieces) stands for one word. See `_fill_word`
     for how candidate words are scored.
     """
+    check("fill-mask", lm.spec)
     require_mlm(lm)
     check_top_k(top_k)
     text = clean_text(text)

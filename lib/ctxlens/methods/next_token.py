@@ -13,8 +13,8 @@ from ..errors import InputError
 from ..models import catalog as cat
 from ..record import Analysis
 from ..validate import clean_text
-from .common import Filler, check_top_k, require, top_fillers
-from .registry import register
+from .common import Filler, check_top_k, top_fillers
+from .registry import check, register
 
 
 @dataclass(frozen=True)
@@ -24,7 +24,7 @@ class NextTokens:
 
 
 def next_tokens(lm: LoadedModel, text: str, top_k: int = 10) -> NextTokens:
-    require(lm, cat.NEXT_TOKEN)
+    check("next-token", lm.spec)
     check_top_k(top_k)
     record = analyze(lm, text)
     probs = torch.softmax(torch.from_numpy(record.head.logits[-1]).float(), -1)
@@ -42,7 +42,7 @@ def generate_stream(
     (up to the device's arithmetic). Stops at max_new_tokens, an end-of-sequence token, or
     the model's context limit. Settings are checked here, before the first piece is asked for.
     """
-    require(lm, cat.NEXT_TOKEN)
+    check("generation", lm.spec)
     if max_new_tokens < 1:
         raise InputError("Generate at least one token.")
     sampling_probs(torch.zeros(1), temperature, top_k, top_p)  # validates the settings

@@ -29,7 +29,8 @@ class Method:
         """Why this method does not apply to `spec`, or None when it does."""
         for group in self.needs:
             if not any(spec.can(c) for c in group):
-                return f"{self.title} needs {_labels(group)}, which {spec.key} does not have. {who_has(group)}"
+                return (f"{self.title} needs {_labels(group)}, which {spec.key} ({spec.family.label}) "
+                        f"does not have. {who_has(group)}")
         return None
 
     def applies(self, spec: cat.ModelSpec) -> bool:
@@ -95,4 +96,7 @@ def who_has(capabilities: Iterable[str]) -> str:
 
 
 def _labels(group: frozenset[str]) -> str:
-    return " or ".join(sorted(cat.CAPABILITY_LABELS[c] for c in group))
+    def label(c: str) -> str:
+        return f"a trained head for {cat.CAPABILITY_LABELS[c]}" if c in cat.HEADS else cat.CAPABILITY_LABELS[c]
+
+    return " or ".join(sorted(map(label, group)))

@@ -13,8 +13,7 @@ from ..backends.hf import LoadedModel, analyze
 from ..models import catalog as cat
 from ..record import Analysis
 from ..validate import clean_text
-from .common import require
-from .registry import register
+from .registry import check, register
 
 
 @dataclass(frozen=True)
@@ -26,7 +25,7 @@ class NspResult:
 
 
 def nsp_score(lm: LoadedModel, a: str, b: str) -> NspResult:
-    require(lm, cat.NSP)
+    check("nsp", lm.spec)
     record = analyze(lm, a, b)
     logits = torch.from_numpy(record.head.nsp_logits).float()
     p = float(torch.softmax(logits, -1)[0])  # index 0 is IsNext in BERT's head
@@ -64,7 +63,7 @@ def _forward_logits(lm: LoadedModel, enc) -> torch.Tensor:
 
 
 def classify_sequence(lm: LoadedModel, text: str, text_pair: str | None = None) -> SequenceClassification:
-    require(lm, cat.SEQ_CLASS)
+    check("classify-sequence", lm.spec)
     _, enc = _encode(lm, text, text_pair)
     logits = _forward_logits(lm, enc)
     multi = getattr(lm.model.config, "problem_type", None) == "multi_label_classification"
@@ -82,7 +81,7 @@ class TokenClassification:
 
 def classify_tokens(lm: LoadedModel, text: str) -> TokenClassification:
     """A label per word, read at the word's first token (the usual NER convention)."""
-    require(lm, cat.TOKEN_CLASS)
+    check("classify-tokens", lm.spec)
     text, enc = _encode(lm, text, None)
     probs = torch.softmax(_forward_logits(lm, enc), -1).numpy()
     names = _labels(lm, probs.shape[1])

@@ -19,6 +19,7 @@ NEXT_TOKEN = "next-token"
 QA_SPANS = "qa-spans"
 SEQ_CLASS = "sequence-classification"
 TOKEN_CLASS = "token-classification"
+HEADS = frozenset({MLM, NSP, NEXT_TOKEN, QA_SPANS, SEQ_CLASS, TOKEN_CLASS})  # trained on top of the model
 # What a family's forward gives, whatever heads the checkpoint has.
 HIDDEN = "hidden-states"
 QUERIES_KEYS = "queries-keys"
@@ -37,7 +38,7 @@ CAPABILITY_LABELS = {
     QUERIES_KEYS: "queries and keys",
     MASK_INPUT: "a mask token (a BERT-style encoder)",
     BILM_LAYERS: "ELMo's character layer and biLSTM layers",
-    ATTENTIONS: "attention maps",
+    ATTENTIONS: "attention heads",
     MLM: "masked-token prediction",
     NSP: "next-sentence prediction",
     NEXT_TOKEN: "next-token prediction",

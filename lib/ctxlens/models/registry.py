@@ -77,14 +77,16 @@ def model_status(spec: ModelSpec, device: str | None = None) -> ModelStatus:
     return ModelStatus(spec.key, "needs download", size)
 
 
-def check_budget(lm, encoded, names=None) -> None:
-    """Refuse, before the forward, a request whose records would not fit the memory budget."""
+def check_budget(lm, encoded, names=None) -> int:
+    """Refuse, before the forward, a request whose records would not fit the memory budget;
+    else return their estimated bytes."""
     need, budget = lm.estimate_bytes(encoded, names), memory_budget_bytes()
     if need > budget:
         raise InputError(
             f"{lm.spec.key}: this input would need about {need / 2**20:,.0f} MB of activations, more "
             f"than the memory budget of {budget / 2**20:,.0f} MB (CTXLENS_MEMORY_MB). Shorten the text."
         )
+    return need
 
 
 def analyze_text(
@@ -102,8 +104,8 @@ def analyze_text(
 
     def compute():
         encoded = lm.encode([text], [text_pair], max_tokens)
-        check_budget(lm, encoded)
-        record = lm.records(encoded)[0]
+        with CACHE.reserve(check_budget(lm, encoded)):  # evict before the forward, not after
+            record = lm.records(encoded)[0]
         record.acts.on_grow = lambda: CACHE.reweigh(key)
         return record
 
