@@ -30,7 +30,7 @@ def loaded(tiny_models):
         ("bert-mlm", Family.MASKED_LM, {cat.ATTENTIONS, cat.MLM}),
         ("bert-nsp", Family.MASKED_LM, {cat.ATTENTIONS, cat.MLM, cat.NSP}),
         ("bert-bare", Family.MASKED_LM, {cat.ATTENTIONS}),
-        ("bert-qa", Family.QA, {cat.ATTENTIONS, cat.QA_SPANS}),
+        ("bert-qa", Family.MASKED_LM, {cat.ATTENTIONS, cat.QA_SPANS}),
         ("gpt2", Family.CAUSAL_LM, {cat.ATTENTIONS, cat.NEXT_TOKEN}),
     ],
 )

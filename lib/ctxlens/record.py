@@ -32,9 +32,8 @@ LAYERED = frozenset({RESID, ATTN, QUERY, KEY})
 
 
 class Family(str, Enum):
-    MASKED_LM = "masked-lm"  # BERT-style encoder (may or may not have trained MLM/NSP heads)
+    MASKED_LM = "masked-lm"  # BERT-style encoder; MLM, NSP, QA and classifier heads are capabilities
     CAUSAL_LM = "causal-lm"  # GPT-style decoder
-    QA = "extractive-qa"  # encoder with a span (start/end) head
     ELMO = "elmo"  # bidirectional LSTM LM over characters
 
     @property
@@ -42,7 +41,6 @@ class Family(str, Enum):
         return {
             "masked-lm": "BERT-style encoder",
             "causal-lm": "GPT-style causal LM",
-            "extractive-qa": "Extractive QA",
             "elmo": "ELMo biLM",
         }[self.value]
 

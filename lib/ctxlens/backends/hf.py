@@ -77,7 +77,7 @@ class LoadedModel:
     @property
     def head_names(self) -> frozenset[str]:
         spec = self.spec
-        if spec.family is Family.QA and spec.can(cat.QA_SPANS):
+        if spec.can(cat.QA_SPANS):
             return frozenset({START_LOGITS, END_LOGITS})
         names = set()
         if spec.can(cat.MLM) or spec.can(cat.NEXT_TOKEN):

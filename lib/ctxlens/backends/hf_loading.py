@@ -54,7 +54,7 @@ def save_dequantised(model, tokenizer, folder: Path) -> None:
 
 
 def _head_class(spec: ModelSpec):
-    if spec.family is Family.QA:
+    if spec.can(cat.QA_SPANS):
         return tf.AutoModelForQuestionAnswering
     if spec.family is Family.CAUSAL_LM:
         return tf.AutoModelForCausalLM if spec.can(cat.NEXT_TOKEN) else tf.AutoModel

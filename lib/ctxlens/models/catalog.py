@@ -29,7 +29,6 @@ _HF = frozenset({HIDDEN, ATTENTIONS, QUERIES_KEYS})
 FAMILY_CAPABILITIES = {
     Family.MASKED_LM: _HF | {MASK_INPUT},
     Family.CAUSAL_LM: _HF,
-    Family.QA: _HF | {MASK_INPUT},  # extractive QA checkpoints are encoders
     Family.ELMO: frozenset({HIDDEN, BILM_LAYERS}),
 }
 
@@ -120,12 +119,12 @@ CATALOG: dict[str, ModelSpec] = {
             layers=6, heads=12, size_mb=353, licence="Apache-2.0",
         ),
         _spec(
-            "distilbert-base-cased-distilled-squad", Family.QA,
+            "distilbert-base-cased-distilled-squad", Family.MASKED_LM,
             "hf:distilbert/distilbert-base-cased-distilled-squad", (ATTENTIONS, QA_SPANS),
             layers=6, heads=12, size_mb=261, licence="Apache-2.0",
         ),
         _spec(
-            "deepset/roberta-base-squad2", Family.QA, "hf:deepset/roberta-base-squad2",
+            "deepset/roberta-base-squad2", Family.MASKED_LM, "hf:deepset/roberta-base-squad2",
             (ATTENTIONS, QA_SPANS), layers=12, heads=12, size_mb=496, licence="CC-BY-4.0",
             description="RoBERTa fine-tuned on SQuAD 2.0 (has a no-answer score).",
         ),
@@ -170,8 +169,8 @@ def spec_from_config(key: str, config, source: str | None = None,
     """
     archs = " ".join(getattr(config, "architectures", None) or [])
     caps = {ATTENTIONS}
-    if "ForQuestionAnswering" in archs:
-        family = Family.QA
+    if "ForQuestionAnswering" in archs:  # a head on an encoder (or, rarely, a decoder)
+        family = Family.CAUSAL_LM if decoder_only else Family.MASKED_LM
         caps.add(QA_SPANS)
     elif "ForCausalLM" in archs or "LMHeadModel" in archs or decoder_only:
         family = Family.CAUSAL_LM
