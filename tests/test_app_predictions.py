@@ -337,3 +337,12 @@ def test_empty_text_is_a_message(tiny_models, page):
     at.text_area[0].set_value("  ").run()
     assert not at.exception
     assert any("empty" in w.value for w in at.warning)
+
+
+def test_a_long_text_fills_the_masks_that_were_read_and_says_what_was_cut(tiny_models):
+    at = _page(MLM_PAGE, tiny_models["bert-mlm"])
+    at.text_area(key="mlm_text").set_value("The [MASK] sat. " + "the cat sat on the mat " * 40 + "[MASK]").run()
+    _ok(at)
+    assert len(_charts(at)) == 1
+    (warning,) = [w.value for w in at.warning]
+    assert "only the first" in warning and "1 [MASK] past the cut are not filled" in warning

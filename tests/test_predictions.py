@@ -159,10 +159,22 @@ def test_models_without_an_mlm_head_name_those_that_have_one(loaded, kind):
     assert "SmolLM2" not in str(info.value)
 
 
-def test_mask_beyond_the_token_limit_is_reported(loaded):
+def test_masks_beyond_the_token_limit_are_counted_and_the_others_filled(loaded):
     lm = loaded("bert-mlm")
-    with pytest.raises(InputError, match="token limit"):
+    with pytest.raises(InputError, match="tokens read"):
         fill_mask(lm, "the cat sat on the mat " * 20 + "[MASK]")
+    long = "[MASK] sat. " + "the cat sat on the mat " * 20 + "[MASK]"
+    result = fill_mask(lm, long, top_k=3)
+    assert result.record.truncated and result.unread_masks == 1 and len(result.slots) == 1
+    assert result.slots[0].positions == (1,)
+    # A word of two masks split by the cut is not filled as a word of one piece.
+    for n in range(lm.max_tokens):
+        split = fill_mask(lm, "[MASK] sat. " + "cat " * n + "[MASK][MASK]", top_k=3, whole_word=True)
+        if split.record.head.positions.size == 2:  # the cut fell between the word's two masks
+            assert split.unread_masks == 2 and len(split.slots) == 1
+            break
+    else:
+        pytest.fail("no length put the cut between the two masks")
 
 
 def test_mask_word_masks_every_piece_of_a_word(loaded):

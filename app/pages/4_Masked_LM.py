@@ -36,6 +36,9 @@ def fill_section(lm, text: str, whole_word: bool, top_k: int, device: str) -> No
     if running.refuse_without(lm, "fill-mask", device):
         return
     result = fill_mask(lm, text, top_k=top_k, whole_word=whole_word)
+    if result.record.truncated:
+        unread = f" {result.unread_masks} {MASK_PLACEHOLDER} past the cut are not filled." if result.unread_masks else ""
+        st.warning(running.cut_message(lm.spec.key, result.record) + unread)
     st.caption("What the model read (your [MASK] becomes its own mask token):")
     st.code(result.model_text, language=None, wrap_lines=True)
     slots = result.slots[:MAX_SLOT_CHARTS]

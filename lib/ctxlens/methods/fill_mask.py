@@ -39,6 +39,7 @@ class FillMaskResult:
     whole_word: bool
     # (typed_start, typed_end, model_start, model_end) of every replaced placeholder
     replacements: tuple[tuple[int, int, int, int], ...] = ()
+    unread_masks: int = 0  # masks past the tokens read (the text was cut), not filled
 
     def typed_offset(self, model_offset: int) -> int:
         """A character offset in `model_text` mapped back to the typed text."""
@@ -88,14 +89,18 @@ def fill_mask(lm: LoadedModel, text: str, top_k: int = 5, whole_word: bool = Fal
         )
     record = analyze(lm, model_text)
     positions = record.head.positions
-    if len(positions) < len(replacements) and record.truncated:
-        raise InputError(
-            f"The {MASK_PLACEHOLDER} at character {replacements[len(positions)][0]} lies beyond "
-            f"the model's {record.max_tokens}-token limit: shorten the text before it."
-        )
-    if len(positions) != len(replacements):
+    read = len(positions)
+    if read < len(replacements) and record.truncated:
+        if read == 0:
+            raise InputError(
+                f"The first {MASK_PLACEHOLDER}, at character {replacements[0][0]}, lies beyond the "
+                f"{record.max_tokens} tokens read: shorten the text before it."
+            )
+    elif read != len(replacements):
         raise InputError(f"The tokenizer did not read every {MASK_PLACEHOLDER} as one mask token.")
-    groups = mask_groups(replacements) if whole_word else [[i] for i in range(len(positions))]
+    groups = mask_groups(replacements) if whole_word else [[i] for i in range(len(replacements))]
+    # Masks past the cut are not filled; nor is a word whose masks the cut splits.
+    groups = [g for g in groups if g[-1] < read]
     slots = []
     for group in groups:
         span = (replacements[group[0]][0], replacements[group[-1]][1])
@@ -107,7 +112,8 @@ def fill_mask(lm: LoadedModel, text: str, top_k: int = 5, whole_word: bool = Fal
             probs = torch.softmax(torch.from_numpy(record.head.logits[group[0]]).float(), -1)
             fillers = top_fillers(lm, probs, top_k)
         slots.append(MaskSlot(pos, span, fillers))
-    return FillMaskResult(text, model_text, record, tuple(slots), whole_word, tuple(replacements))
+    unread = len(replacements) - sum(len(g) for g in groups)
+    return FillMaskResult(text, model_text, record, tuple(slots), whole_word, tuple(replacements), unread)
 
 
 @lru_cache(maxsize=8)
