@@ -54,13 +54,9 @@ def make_visible(text: str) -> str:
 
 
 def display_tokens(raw_tokens: list[str], tokenizer, special_mask) -> tuple[str, ...]:
-    byte_level = is_byte_level(tokenizer)
-    shown = []
-    for raw, special in zip(raw_tokens, special_mask):
-        if special:
-            shown.append(raw)
-        elif byte_level:
-            shown.append(make_visible(decode_byte_level(raw)))
-        else:
-            shown.append(make_visible(raw.replace("▁", " ")))
-    return tuple(shown)
+    """Tokens as a page shows them: bytes decoded, whitespace made visible, specials as they are."""
+    if is_byte_level(tokenizer):
+        return tuple(raw if special else decode_byte_level(raw).translate(_VISIBLE)
+                     for raw, special in zip(raw_tokens, special_mask))
+    return tuple(raw if special else raw.replace("▁", " ").translate(_VISIBLE)
+                 for raw, special in zip(raw_tokens, special_mask))

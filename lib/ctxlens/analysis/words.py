@@ -35,21 +35,21 @@ def align_tokens_to_words(
     word_ids = np.full(len(offsets), -1, dtype=np.int64)
     if not words or not len(offsets):
         return word_ids
-    starts = np.array([w.start for w in words])
-    # Words past the last token's end (cut off by truncation) overlap nothing: leave them out.
-    candidates = np.flatnonzero(starts < offsets[:, 1].max())
-    starts = starts[candidates]
-    ends = np.array([words[i].end for i in candidates])
-    segments = np.array([words[i].segment for i in candidates])
-    # [tokens, words]: same segment and overlapping characters; argmax picks the first word.
-    overlap = (
-        (segments[None, :] == np.asarray(segment_ids)[:, None])
-        & (starts[None, :] < offsets[:, 1:2])
-        & (ends[None, :] > offsets[:, 0:1])
-        & ~np.asarray(special_mask, dtype=bool)[:, None]
-    )
-    hit = overlap.any(axis=1)
-    word_ids[hit] = candidates[overlap[hit].argmax(axis=1)]
+    offsets, segment_ids = np.asarray(offsets), np.asarray(segment_ids)
+    real = ~np.asarray(special_mask, dtype=bool)
+    word_segment = np.array([w.segment for w in words])
+    for segment in np.unique(word_segment):
+        # A segment's words are in text order and do not overlap, so their ends increase:
+        # a token's first overlapping word is the first whose end lies past the token's start.
+        index = np.flatnonzero(word_segment == segment)
+        starts = np.array([words[i].start for i in index])
+        ends = np.array([words[i].end for i in index])
+        tokens = np.flatnonzero(real & (segment_ids == segment))
+        first = np.searchsorted(ends, offsets[tokens, 0], side="right")
+        inside = first < len(index)
+        hit = inside.copy()
+        hit[inside] = starts[first[inside]] < offsets[tokens[inside], 1]
+        word_ids[tokens[hit]] = index[first[hit]]
     return word_ids
 
 

@@ -284,8 +284,8 @@ def _encode(lm: LoadedModel, text: str, text_pair: str | None, limit: int) -> En
     if n_full > limit:  # rare: only over-long inputs pay for a second, truncating pass
         enc = _tokenize(lm.tokenizer, text, text_pair, limit)
     ids = enc["input_ids"]
-    typed_specials = set(lm.tokenizer.all_special_ids)  # e.g. a [MASK] or [SEP] in the text
-    special = np.array([m or i in typed_specials for i, m in zip(ids, enc["special_tokens_mask"])], dtype=bool)
+    typed_specials = lm.tokenizer.all_special_ids  # e.g. a [MASK] or [SEP] in the text
+    special = np.array(enc["special_tokens_mask"], dtype=bool) | np.isin(ids, typed_specials)
     return Encoded(
         text=text, text_pair=text_pair, input_ids=ids,
         token_type_ids=enc.get("token_type_ids"),
