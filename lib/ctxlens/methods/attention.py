@@ -26,10 +26,9 @@ def _layer_statistics(att: torch.Tensor, sep: torch.Tensor, punct: torch.Tensor)
     """[H, T, T] → {name: [H]}; the definitions of analysis.attention.head_statistics."""
     n = att.shape[-1]
     nan = torch.full(att.shape[:1], float("nan"), dtype=att.dtype, device=att.device)
-    logp = torch.log(torch.where(att > 0, att, torch.ones_like(att)))
     diagonal = lambda offset: torch.diagonal(att, offset=offset, dim1=-2, dim2=-1).mean(-1)  # noqa: E731
     return {
-        "entropy": -(att * logp).sum(-1).mean(-1),
+        "entropy": -torch.special.xlogy(att, att).sum(-1).mean(-1),  # 0·log 0 = 0
         "first": att[..., 0].mean(-1),
         "sep": att[..., sep].sum(-1).mean(-1) if bool(sep.any()) else nan,
         "self": diagonal(0),
