@@ -88,7 +88,12 @@ def models_for(names: Iterable[str], specs: Iterable[cat.ModelSpec] | None = Non
 
 
 def who_has(capabilities: Iterable[str]) -> str:
-    """Which real catalog models have one of `capabilities`, as a sentence."""
+    """Which families give one of `capabilities` (what a family's forward gives), else which
+    real catalog models have it (a trained head), as a sentence."""
+    capabilities = set(capabilities)
+    families = [f.label for f, given in cat.FAMILY_CAPABILITIES.items() if given & capabilities]
+    if families and not capabilities & cat.HEADS:
+        return f"Every {' and every '.join(families)} comes with it."
     have = [k for k, s in cat.CATALOG.items() if not s.test_model and any(s.can(c) for c in capabilities)]
     if have:
         return "Models that have it: " + ", ".join(have) + "."
