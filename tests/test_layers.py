@@ -110,6 +110,16 @@ def test_the_same_word_in_other_sentences_case_insensitive():
     np.testing.assert_allclose(back["cosine"], bank["cosine"], atol=1e-7)
 
 
+def test_one_sentences_rows_are_its_rows_of_the_full_table():
+    ra, rb = _two_sentences()
+    stacks = [word_layers(ra), word_layers(rb)]
+    full = cross_sentence_word_cosines(stacks)
+    for s in (0, 1):
+        only = cross_sentence_word_cosines(stacks, sentence=s)
+        assert set(only["sentence"]) == {s}
+        pd.testing.assert_frame_equal(only.reset_index(drop=True), full[full["sentence"] == s].reset_index(drop=True))
+
+
 def test_cross_sentence_table_is_wide_with_the_mix_column():
     ra, rb = _two_sentences()
     mix = ([0.0, 0.0, 0.0], 1.0)

@@ -193,3 +193,62 @@ def test_qa_figures_escape_tokens(bert_qa):
     assert not any("<" in l for l in labels)
     assert list(heat.data[0].x) == labels
     bars.to_json(), heat.to_json()
+
+
+# --- the request's token budget (CTXLENS_REQUEST_TOKENS) ------------------------------------------
+
+
+class _CountingTokenizer:
+    """The tokenizer, noting the length of every context it was asked to tokenise."""
+
+    def __init__(self, tok):
+        self._tok, self.contexts = tok, []
+
+    def __call__(self, *args, **kwargs):
+        if len(args) > 1:
+            self.contexts.append(len(args[1]))
+        return self._tok(*args, **kwargs)
+
+    def __getattr__(self, name):
+        return getattr(self._tok, name)
+
+
+def _same_windows(a, b):
+    assert len(a) == len(b)
+    for x, y in zip(a, b):
+        assert x.tokens == y.tokens
+        np.testing.assert_array_equal(x.offsets, y.offsets)
+        np.testing.assert_allclose(x.start_logits, y.start_logits, rtol=1e-5, atol=1e-6)
+        np.testing.assert_allclose(x.end_logits, y.end_logits, rtol=1e-5, atol=1e-6)
+
+
+def test_the_request_budget_cuts_the_windows_and_says_where(bert_qa, monkeypatch):
+    context = LONG_CONTEXT * 40  # about 20,000 characters
+    whole = qa_method.answer_question(bert_qa, QUESTION, context, stride=8, max_tokens=32, token_budget=10**9)
+    counting = _CountingTokenizer(bert_qa.tokenizer)
+    monkeypatch.setattr(bert_qa, "tokenizer", counting)
+    result = qa_method.answer_question(bert_qa, QUESTION, context, stride=8, max_tokens=32, token_budget=100)
+    assert len(result.windows) == 3 == 100 // 32 and len(whole.windows) > 100
+    _same_windows(result.windows, whole.windows[:3])  # the first windows of the whole context
+    assert result.cut and result.read_to == result.windows[-1].char_range[1] < len(context) // 10
+    assert all(x.char_end <= result.read_to for x in result.answers)
+    assert max(counting.contexts) < len(context) // 10  # the rest was never tokenised
+    message = qa_method.budget_message("tiny-qa", result)
+    assert "CTXLENS_REQUEST_TOKENS" in message and "3 windows of 32 tokens" in message
+    assert f"first {result.read_to:,} of {len(context):,} characters" in message
+
+
+def test_a_context_within_the_budget_is_read_whole_and_unchanged(bert_qa, monkeypatch):
+    monkeypatch.setenv("CTXLENS_REQUEST_TOKENS", "1000")
+    result = qa_method.answer_question(bert_qa, QUESTION, LONG_CONTEXT, stride=8, max_tokens=32)
+    unbounded = qa_method.answer_question(bert_qa, QUESTION, LONG_CONTEXT, stride=8, max_tokens=32, token_budget=10**9)
+    assert not result.cut and result.read_to is None and result.token_budget == 1000
+    assert qa_method.budget_message("tiny-qa", result) == ""
+    _same_windows(result.windows, unbounded.windows)
+    assert result.answers == unbounded.answers
+    # Exactly as many windows as the budget allows is not a cut either.
+    n = len(unbounded.windows)
+    exact = qa_method.answer_question(bert_qa, QUESTION, LONG_CONTEXT, stride=8, max_tokens=32, token_budget=32 * n)
+    assert not exact.cut and len(exact.windows) == n
+    fewer = qa_method.answer_question(bert_qa, QUESTION, LONG_CONTEXT, stride=8, max_tokens=32, token_budget=32 * (n - 1))
+    assert fewer.cut and len(fewer.windows) == n - 1

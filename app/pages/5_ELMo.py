@@ -173,7 +173,7 @@ def show_model(key: str, sentences: list[str], chosen: int, pooling: str, device
     if len(sentences) < 2:
         st.info("Type a second sentence (one per line) to compare words across sentences.")
         return
-    table = cross_sentence_table(cross_sentence_word_cosines(stacks), chosen)
+    table = cross_sentence_table(cross_sentence_word_cosines(stacks, sentence=chosen), chosen)
     if table.empty:
         st.info("No repeated words: this sentence shares no word (ignoring case) with the others.")
         return

@@ -130,11 +130,15 @@ def _is_word(text: str) -> bool:
     return any(ch.isalnum() for ch in text)
 
 
-def cross_sentence_word_cosines(sentences: Sequence[WordLayers], words_only: bool = True) -> pd.DataFrame:
+def cross_sentence_word_cosines(
+    sentences: Sequence[WordLayers], words_only: bool = True, sentence: int | None = None,
+) -> pd.DataFrame:
     """Every word against each occurrence of the same word (case-insensitive) in the other
     sentences, per layer. Long form, both directions, one row per pair and layer:
     sentence, word_index, word, other_sentence, other_index, other_word, layer, cosine.
     Sentences are numbered from 0; all must come from the same model (same layers).
+    sentence: only that sentence's words (its rows of the full table; the full table grows
+    with the square of a frequent word's occurrences).
     """
     where: dict[str, list[tuple[int, int]]] = defaultdict(list)  # folded word → (sentence, index)
     for s, wl in enumerate(sentences):
@@ -146,6 +150,8 @@ def cross_sentence_word_cosines(sentences: Sequence[WordLayers], words_only: boo
     rows = []
     for places in where.values():
         for s, i in places:
+            if sentence is not None and s != sentence:
+                continue
             for t, k in places:
                 if t == s:
                     continue

@@ -8,10 +8,11 @@ MAX_TOKENS_ENV = "CTXLENS_MAX_TOKENS"
 MEMORY_ENV = "CTXLENS_MEMORY_MB"
 REQUEST_TOKENS_ENV = "CTXLENS_REQUEST_TOKENS"
 DEFAULT_MAX_TOKENS = 512  # long-context models too: a 8k-token record is gigabytes of attention
-# Three 512-token inputs: a classroom's list (60 sentences of ~20 tokens, 1,320 with the
-# special tokens) passes whole, and a 100,000-character paste into a sentence list or a QA
-# context costs about 3x a 512-token input (docs/PERFORMANCE.md, paste_bench).
-DEFAULT_REQUEST_TOKENS = 1536
+# A classroom's list (60 sentences of ~20 tokens: 1,320 with the special tokens) passes
+# whole; a long QA context is read in 2 windows of 512 tokens (3 windows took 3.9x the time
+# of one 512-token input here: attention grows faster than the tokens); a 100,000-character
+# paste into any page stays within 3x of a 512-token input (docs/PERFORMANCE.md, paste_bench).
+DEFAULT_REQUEST_TOKENS = 1400
 DEFAULT_MEMORY_MB = 2048  # computed activations and results; fits beside the models on a 16 GB laptop
 
 
@@ -32,7 +33,7 @@ def interactive_limit() -> int:
 
 
 def request_token_budget() -> int:
-    """The most tokens one request reads in all (`CTXLENS_REQUEST_TOKENS`, default 1,536): the
+    """The most tokens one request reads in all (`CTXLENS_REQUEST_TOKENS`, default 1,400): the
     sum over a sentence list's sentences, or over the windows of a QA context. Each input is
     still cut to `interactive_limit()` on its own."""
     return _positive_int(REQUEST_TOKENS_ENV, DEFAULT_REQUEST_TOKENS)
