@@ -102,7 +102,7 @@ def main() -> None:
     gc.collect()
     end, peak = rss_bytes(), peak_rss_bytes()
     limit = (base + budget) * (1 + SLACK)
-    print(f"inputs analysed: " + ", ".join(f"{key} {n}" for key, n in counts.items())
+    print("inputs analysed: " + ", ".join(f"{key} {n}" for key, n in counts.items())
           + f" (distinct texts, each cut to {N_TOKENS} tokens)")
     print(f"RSS with the models loaded, warmed up, nothing cached (baseline): {mb(base)}")
     print(f"RSS after the inputs:                                            {mb(end)}  (+{mb(end - base)}; peak RSS of the process {mb(peak)})")

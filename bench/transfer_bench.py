@@ -19,7 +19,6 @@ import sys
 import tempfile
 import time
 from collections import Counter
-from pathlib import Path
 
 from common import ROOT, device_line, finish_gpu_work, text_of_exact_tokens
 

@@ -36,7 +36,7 @@ def _save_roberta(folder):
     bpe.train_from_iterator(tiny_models.CORPUS, vocab_size=400, min_frequency=1, special_tokens=SPECIAL_BPE)
     bpe.save_model(str(folder))
     vocab = json.loads((folder / "vocab.json").read_text())
-    merges = [tuple(l.split()) for l in (folder / "merges.txt").read_text().splitlines()[1:] if l]
+    merges = [tuple(line.split()) for line in (folder / "merges.txt").read_text().splitlines()[1:] if line]
     tok = tf.RobertaTokenizer(vocab=vocab, merges=merges)
     config = tf.RobertaConfig(
         vocab_size=len(tok), max_position_embeddings=66, pad_token_id=tok.pad_token_id,

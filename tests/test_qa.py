@@ -189,8 +189,8 @@ def test_qa_figures_escape_tokens(bert_qa):
     bars = F.qa_start_end_bars(window)
     heat = F.span_matrix_heatmap(window)
     labels = list(bars.data[0].x)
-    assert any("&lt;" in l for l in labels) and any("&amp;" in l for l in labels)
-    assert not any("<" in l for l in labels)
+    assert any("&lt;" in label for label in labels) and any("&amp;" in label for label in labels)
+    assert not any("<" in label for label in labels)
     assert list(heat.data[0].x) == labels
     bars.to_json(), heat.to_json()
 
