@@ -9,11 +9,39 @@ import pytest
 import ctxlens.methods  # noqa: F401 - registers every method
 from ctxlens.backends.hf import analyze
 from ctxlens.errors import CapabilityMissing
+from ctxlens.methods.ablation import HEAD, Knockout
 from ctxlens.methods import registry as R
 from ctxlens.models import catalog as cat
 from ctxlens.models.loading import load_hf, spec_for
 
 FAMILIES = ["bert-mlm", "bert-nsp", "bert-bare", "bert-qa", "roberta", "distilbert", "gpt2", "llama"]
+
+
+
+def _explained(lm):
+    """(subject, target) for whichever trained head `lm` has; a model with none gets a
+    token target, which the method must refuse."""
+    from ctxlens.methods import attribution, targets
+
+    if lm.spec.can(cat.QA_SPANS):
+        subj = attribution.subject(lm, "Who sat?", "The cat sat on the mat.")
+        return subj, targets.qa_target(subj.record)
+    if lm.spec.can(cat.NSP):
+        subj = attribution.subject(lm, "The cat sat.", "It purred.")
+        return subj, targets.nsp_target()
+    subj = attribution.subject(lm, "The cat sat on the [MASK]." if lm.tokenizer.mask_token else "The cat sat on the")
+    if lm.spec.can(cat.MLM) or lm.spec.can(cat.NEXT_TOKEN):
+        return subj, targets.prediction_target(lm, subj.record)
+    return subj, targets.Target(targets.TOKEN, "x", 0, 1)
+
+
+def _occurrences(lm):
+    from ctxlens.analysis.polysemy import LabeledSentence, collect_target_vectors
+
+    sentences = [LabeledSentence("the bank lent money", "money"), LabeledSentence("my bank pays", "money"),
+                 LabeledSentence("the river bank", "river"), LabeledSentence("a muddy bank", "river")]
+    return collect_target_vectors(lm.analyze([s.text for s in sentences]), sentences, "bank"), sentences
+
 
 # How to call each method on a loaded model: the pages call them the same way.
 CALLS = {
@@ -27,6 +55,14 @@ CALLS = {
     "classify-sequence": lambda lm: R.method("classify-sequence").run(lm, "The cat sat."),
     "classify-tokens": lambda lm: R.method("classify-tokens").run(lm, "The cat sat."),
     "corruption": lambda lm: R.method("corruption").run(lm, "The cat sat on the mat.", seed=0),
+    "integrated-gradients": lambda lm: R.method("integrated-gradients").run(lm, *_explained(lm), steps=4),
+    "gradient-x-input": lambda lm: R.method("gradient-x-input").run(lm, *_explained(lm)),
+    "occlusion": lambda lm: R.method("occlusion").run(lm, *_explained(lm)),
+    "ablation": lambda lm: R.method("ablation").run(lm, *_explained(lm), Knockout(HEAD, 0, 0)),
+    "head-importance": lambda lm: R.method("head-importance").run(lm, *_explained(lm)),
+    "cross-check": lambda lm: R.method("cross-check").run(lm, *_explained(lm), steps=4),
+    "sense-attribution": lambda lm: R.method("sense-attribution").run(
+        lm, _occurrences(lm)[0], _occurrences(lm)[1][2].text, 2, 1, steps=4),
 }
 
 

@@ -29,6 +29,7 @@ KEY = "k"  # [H, T, d] per layer: keys, repeated per query group (grouped-query 
 LOGITS = "logits"  # [T, V]: the model's own head over the vocabulary
 START_LOGITS, END_LOGITS = "start_logits", "end_logits"  # [T]: extractive QA
 NSP_LOGITS = "nsp_logits"  # [2]: BERT's next-sentence head (IsNext, NotNext)
+CLASS_LOGITS = "class_logits"  # [C] (sentence classifier) or [T, C] (token classifier)
 LAYERED = frozenset({RESID, ATTN, QUERY, KEY})
 
 

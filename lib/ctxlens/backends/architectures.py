@@ -10,11 +10,14 @@ the forward; the logit lens then names the missing row, and heads are found by n
 
 from __future__ import annotations
 
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 
 import torch
 
+from ..errors import CapabilityMissing
 from ..models import catalog as cat
+from .capture import keeping_heads
 
 
 @dataclass(frozen=True)
@@ -30,35 +33,41 @@ class Architecture:
     nsp_weights: tuple[str, ...] | None = None  # next-sentence prediction
     qa_weights: tuple[str, ...] | None = None  # extractive QA spans
     classifier_weights: tuple[str, ...] | None = None  # sequence and token classification
+    # For MLP ablation: the list of layers (path from the base model) and, in each layer, the
+    # module whose output is all the MLP adds to the residual stream.
+    layers: str | None = None
+    mlp: str | None = None
 
 
 _BERT = Architecture(
+    layers="encoder.layer", mlp="output.dense",  # BertOutput: LayerNorm(dense(mlp) + residual)
     mlm_head="cls.predictions", lm_weights=("cls.predictions",),
     nsp_weights=("bert.pooler", "cls.seq_relationship"), qa_weights=("qa_outputs",),
     classifier_weights=("bert.pooler", "classifier"),  # the sequence classifier reads the pooler
 )
 _ROBERTA = Architecture(
-    mlm_head="lm_head", position_offset_from_pad=True, lm_weights=("lm_head",),
+    layers="encoder.layer", mlp="output.dense", mlm_head="lm_head", position_offset_from_pad=True, lm_weights=("lm_head",),
     qa_weights=("qa_outputs",), classifier_weights=("classifier",),
 )
-_LLAMA = Architecture(final_norm="model.norm", lm_weights=("lm_head",))
+_LLAMA = Architecture(final_norm="model.norm", lm_weights=("lm_head",), layers="layers", mlp="mlp")
 
 ARCHITECTURES: dict[str, Architecture] = {
     "bert": _BERT,
     "electra": Architecture(
-        mlm_head="generator_predictions", lm_weights=("generator_predictions", "generator_lm_head"),
+        layers="encoder.layer", mlp="output.dense", mlm_head="generator_predictions", lm_weights=("generator_predictions", "generator_lm_head"),
         qa_weights=("qa_outputs",), classifier_weights=("classifier",),
     ),
     "roberta": _ROBERTA,
     "xlm-roberta": _ROBERTA,
     "camembert": _ROBERTA,
     "distilbert": Architecture(  # see mlm_head(): three modules before vocab_projector
-        mlm_head="vocab_projector",
+        layers="transformer.layer", mlp="ffn", mlm_head="vocab_projector",
         lm_weights=("vocab_transform", "vocab_layer_norm", "vocab_projector"),
         qa_weights=("qa_outputs",), classifier_weights=("pre_classifier", "classifier"),
     ),
-    "gpt2": Architecture(final_norm="transformer.ln_f", lm_weights=("lm_head",)),
-    "gpt_neox": Architecture(final_norm="gpt_neox.final_layer_norm", lm_weights=("lm_head",)),
+    "gpt2": Architecture(final_norm="transformer.ln_f", lm_weights=("lm_head",), layers="h", mlp="mlp"),
+    "gpt_neox": Architecture(final_norm="gpt_neox.final_layer_norm", lm_weights=("lm_head",),
+                             layers="layers", mlp="mlp"),
     "llama": _LLAMA,
     "mistral": _LLAMA,
     "qwen2": _LLAMA,
@@ -108,6 +117,41 @@ def mlm_head(model):
             return None
         return lambda h: m.vocab_projector(m.vocab_layer_norm(m.activation(m.vocab_transform(h))))
     return module_at(model, row.mlm_head)
+
+
+def mlp_modules(model) -> list[torch.nn.Module] | None:
+    """Each layer's MLP output module (see `Architecture.mlp`), or None without a row for it."""
+    row = architecture(model.config)
+    layers = module_at(model.base_model, row.layers) if row and row.layers and row.mlp else None
+    return None if layers is None else [module_at(layer, row.mlp) for layer in layers]
+
+
+@contextmanager
+def ablating(model, keep_heads: torch.Tensor | None, keep_mlps: torch.Tensor | None):
+    """This thread's forwards inside the block knock out heads (keep_heads [B, L, H] = 0) and
+    MLPs (keep_mlps [B, L] = 0), per batch row."""
+    hooks = []
+    try:
+        if keep_mlps is not None and bool((keep_mlps == 0).any()):
+            modules = mlp_modules(model)
+            if modules is None:
+                kind = getattr(model.config, "model_type", "?")
+                raise CapabilityMissing(f"MLP ablation does not know where the MLP of model type {kind!r} is; "
+                                        "add `layers` and `mlp` to its row in backends/architectures.py.")
+            for layer in map(int, torch.nonzero((keep_mlps == 0).any(0)).flatten()):
+                scale = keep_mlps[:, layer]
+                hooks.append(modules[layer].register_forward_hook(_scaled_output(scale)))
+        with keeping_heads(keep_heads) if keep_heads is not None else nullcontext():
+            yield
+    finally:
+        for hook in hooks:
+            hook.remove()
+
+
+def _scaled_output(scale: torch.Tensor):
+    def hook(module, args, output):
+        return output * scale.to(output).view(-1, *([1] * (output.dim() - 1)))
+    return hook
 
 
 def position_offset(config) -> int:

@@ -6,6 +6,8 @@ Transformers 5 routes every attention layer through a registry of attention func
 queries and keys the attention scored: after the rotary step, before grouped keys are repeated.
 That gives the neuron view every family at once (Llama-style included) with no per-module
 hooks, and a thread-local store keeps concurrent sessions on one shared model apart.
+The same function knocks heads out for ablation: their slice of the attention output, before
+the output projection, is multiplied by a per-row 0/1 mask.
 """
 
 from __future__ import annotations
@@ -25,6 +27,11 @@ _local = threading.local()
 def _attention(module, query, key, value, attention_mask, **kwargs):
     eager = sys.modules[type(module).__module__].eager_attention_forward
     output, weights = eager(module, query, key, value, attention_mask, **kwargs)
+    keep = getattr(_local, "keep_heads", None)
+    if keep is not None:  # [B, L, H]; layers are called in order, so the i-th call is layer i
+        layer = _local.layer
+        _local.layer += 1
+        output = output * keep[:, layer, :, None].to(output)[:, None]  # output: [B, T, H, d]
     store = getattr(_local, "store", None)
     if store is not None:
         scaling = kwargs.get("scaling")
@@ -46,6 +53,17 @@ def capturing_queries_keys():
         yield store
     finally:
         _local.store = None
+
+
+@contextmanager
+def keeping_heads(keep: torch.Tensor):
+    """Inside the block, this thread's forward keeps head h of layer l in batch row b only where
+    keep[b, l, h] is 1 (0 zeroes its output)."""
+    _local.keep_heads, _local.layer = keep, 0
+    try:
+        yield
+    finally:
+        _local.keep_heads = None
 
 
 def repeat_groups(keys: torch.Tensor, n_heads: int) -> torch.Tensor:

@@ -21,7 +21,7 @@ from ..errors import CapabilityMissing
 from ..models import catalog as cat
 from ..models.catalog import ModelSpec
 from ..record import (
-    ATTN, END_LOGITS, KEY, LOGITS, NO_HEAD, NSP_LOGITS, QUERY, RESID, START_LOGITS,
+    ATTN, CLASS_LOGITS, END_LOGITS, KEY, LOGITS, NO_HEAD, NSP_LOGITS, QUERY, RESID, START_LOGITS,
     Activations, Analysis, Family, HeadOutput,
 )
 from ..validate import clean_text
@@ -76,6 +76,7 @@ class LoadedModel:
 
     @property
     def head_names(self) -> frozenset[str]:
+        """The outputs of the head class loaded (`hf_loading._head_class` picks it)."""
         spec = self.spec
         if spec.can(cat.QA_SPANS):
             return frozenset({START_LOGITS, END_LOGITS})
@@ -84,6 +85,8 @@ class LoadedModel:
             names.add(LOGITS)
         if spec.can(cat.NSP):
             names.add(NSP_LOGITS)
+        if not names and (spec.can(cat.SEQ_CLASS) or spec.can(cat.TOKEN_CLASS)):
+            names.add(CLASS_LOGITS)
         return frozenset(names)
 
     @property
@@ -111,15 +114,51 @@ class LoadedModel:
 
         grad: build the autograd graph (attribution); otherwise inference mode.
         """
+        batch = self.forward(self.batch_inputs(encoded), names, grad)
+        return [_row(batch, row, e.length, len(encoded) > 1) for row, e in enumerate(encoded)]
+
+    def forward(self, inputs: dict, names, grad: bool = False) -> dict:
+        """One forward over `batch_inputs` (or the same with `inputs_embeds` in place of
+        `input_ids`); {(name, layer): [B, ...] tensor} on the device, rows padded on the right."""
         names = frozenset(names) | {RESID}
         want_head = bool(names & self.head_names)
         network = self.model if want_head else self.model.base_model
         capture = capturing_queries_keys() if names & {QUERY, KEY} else nullcontext(None)
         with (torch.enable_grad() if grad else torch.inference_mode()), capture as qk:
-            out = network(**self._inputs(encoded), output_hidden_states=True,
-                          output_attentions=ATTN in names, return_dict=True)
-        return [self._row(out, qk, row, e.length, len(encoded) > 1, names)
-                for row, e in enumerate(encoded)]
+            out = network(**inputs, output_hidden_states=True, output_attentions=ATTN in names, return_dict=True)
+        return self._outputs(out, qk, names)
+
+    def heads(self, inputs: dict, grad: bool = False) -> dict[str, torch.Tensor]:
+        """The trained heads' batched outputs {name: [B, ...]} for `inputs` (see `forward`)."""
+        batch = self.forward(inputs, self.head_names, grad)
+        return {name: t for (name, _), t in batch.items() if name in self.head_names}
+
+    def embed(self, input_ids: torch.Tensor) -> torch.Tensor:
+        """The word embeddings of `input_ids` (what `inputs_embeds` replaces: no positions or
+        segments), on the device."""
+        return self.model.get_input_embeddings()(input_ids)
+
+    def ablating(self, keep_heads: torch.Tensor | None = None, keep_mlps: torch.Tensor | None = None):
+        """A context in which this thread's forwards knock out, per batch row, the heads
+        (`keep_heads` [B, L, H], 0 = knocked out) and the MLPs (`keep_mlps` [B, L])."""
+        return arch.ablating(self.model, keep_heads, keep_mlps)
+
+    def batch_inputs(self, encoded: list[Encoded]) -> dict:
+        """The model's keyword inputs for `encoded`, padded on the right, on the device."""
+        width = max(e.length for e in encoded)
+        pad_id = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else 0
+        ids = torch.full((len(encoded), width), pad_id, dtype=torch.long)
+        mask = torch.zeros((len(encoded), width), dtype=torch.long)
+        types = torch.zeros((len(encoded), width), dtype=torch.long)
+        for row, e in enumerate(encoded):
+            ids[row, : e.length] = torch.tensor(e.input_ids)
+            mask[row, : e.length] = 1
+            if e.token_type_ids is not None:
+                types[row, : e.length] = torch.tensor(e.token_type_ids)
+        inputs = {"input_ids": ids.to(self.device), "attention_mask": mask.to(self.device)}
+        if encoded[0].token_type_ids is not None:
+            inputs["token_type_ids"] = types.to(self.device)
+        return inputs
 
     def unembed(self, hidden: torch.Tensor, layer: int) -> torch.Tensor:
         """The model's own head applied to a hidden state of `layer` (the logit lens).
@@ -168,45 +207,28 @@ class LoadedModel:
         return (f"The logit lens does not know the {part} of '{self.spec.key}' (model type {kind!r}); "
                 "add a row for it in backends/architectures.py.")
 
-    def _inputs(self, encoded: list[Encoded]) -> dict:
-        width = max(e.length for e in encoded)
-        pad_id = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else 0
-        ids = torch.full((len(encoded), width), pad_id, dtype=torch.long)
-        mask = torch.zeros((len(encoded), width), dtype=torch.long)
-        types = torch.zeros((len(encoded), width), dtype=torch.long)
-        for row, e in enumerate(encoded):
-            ids[row, : e.length] = torch.tensor(e.input_ids)
-            mask[row, : e.length] = 1
-            if e.token_type_ids is not None:
-                types[row, : e.length] = torch.tensor(e.token_type_ids)
-        inputs = {"input_ids": ids.to(self.device), "attention_mask": mask.to(self.device)}
-        if encoded[0].token_type_ids is not None:
-            inputs["token_type_ids"] = types.to(self.device)
-        return inputs
-
-    def _row(self, out, qk, row: int, n: int, batched: bool, names) -> dict:
-        """This text's slices of the batch outputs; copies when batched, so a cached record
-        never keeps the whole batch alive."""
-        own = (lambda t: t.clone()) if batched else (lambda t: t)
-        tensors = {(RESID, i): own(h[row, :n]) for i, h in enumerate(out.hidden_states)}
+    def _outputs(self, out, qk, names) -> dict:
+        """The forward's outputs by (name, layer), whole batch."""
+        tensors = {(RESID, i): h for i, h in enumerate(out.hidden_states)}
         if ATTN in names and getattr(out, "attentions", None):
-            tensors.update({(ATTN, i): own(a[row, :, :n, :n]) for i, a in enumerate(out.attentions)})
+            tensors.update({(ATTN, i): a for i, a in enumerate(out.attentions)})
         if qk is not None:
             for i, (q, k, scaling) in enumerate(qk):
                 # Scaled so that softmax(q·kᵀ/√d + mask) is the attention, whatever the model's
                 # own scaling (bertviz divides by √d); the factor is exactly 1 for most models.
                 factor = scaling * q.shape[-1] ** 0.5
-                tensors[(QUERY, i)] = (q[row, :, :n] * factor) if factor != 1.0 else own(q[row, :, :n])
-                tensors[(KEY, i)] = own(repeat_groups(k, q.shape[1])[row, :, :n])
-        if LOGITS in names:
+                tensors[(QUERY, i)] = q * factor if factor != 1.0 else q
+                tensors[(KEY, i)] = repeat_groups(k, q.shape[1])
+        if LOGITS in names and LOGITS in self.head_names:
             logits = getattr(out, "prediction_logits", None)
-            logits = out.logits if logits is None else logits
-            tensors[(LOGITS, None)] = own(logits[row, :n])
+            tensors[(LOGITS, None)] = out.logits if logits is None else logits
         if NSP_LOGITS in names and getattr(out, "seq_relationship_logits", None) is not None:
-            tensors[(NSP_LOGITS, None)] = own(out.seq_relationship_logits[row])
-        if START_LOGITS in names:
-            tensors[(START_LOGITS, None)] = own(out.start_logits[row, :n])
-            tensors[(END_LOGITS, None)] = own(out.end_logits[row, :n])
+            tensors[(NSP_LOGITS, None)] = out.seq_relationship_logits
+        if START_LOGITS in names and START_LOGITS in self.head_names:
+            tensors[(START_LOGITS, None)] = out.start_logits
+            tensors[(END_LOGITS, None)] = out.end_logits
+        if CLASS_LOGITS in names and CLASS_LOGITS in self.head_names:
+            tensors[(CLASS_LOGITS, None)] = out.logits
         return tensors
 
     def _record(self, enc: Encoded, tensors: dict) -> Analysis:
@@ -248,6 +270,23 @@ class LoadedModel:
             logits=acts.to_numpy(logits[torch.as_tensor(positions, device=logits.device)]),
             nsp_logits=acts.numpy(NSP_LOGITS) if acts.has(NSP_LOGITS) else None,
         )
+
+
+def _row(batch: dict, row: int, n: int, batched: bool) -> dict:
+    """One text's slices of the batch outputs (its `n` real tokens); copies when batched, so
+    a cached record never keeps the whole batch alive."""
+    own = (lambda t: t.clone()) if batched else (lambda t: t)
+    out = {}
+    for (name, layer), t in batch.items():
+        t = t[row]
+        if name == ATTN:
+            t = t[:, :n, :n]
+        elif name in (QUERY, KEY):
+            t = t[:, :n]
+        elif name != NSP_LOGITS and not (name == CLASS_LOGITS and t.dim() == 1):
+            t = t[:n]  # [T, ...]: hidden states, logits, span logits, token classes
+        out[(name, layer)] = own(t)
+    return out
 
 
 def _top_k(acts: Activations, scores: torch.Tensor, k: int = TOP_K, normalised: bool = False) -> dict:

@@ -7,14 +7,18 @@ Importing the package registers every method.
 """
 
 from . import (  # noqa: F401 - registration
+    ablation,
     attention,
+    attribution,
     corruption,
+    crosscheck,
     few_shot,
     fill_mask,
     logit_lens,
     neurons,
     next_token,
     qa,
+    sense,
     task_heads,
     vectors,
 )

@@ -102,6 +102,21 @@ class ElmoBiLM(nn.Module):
         with self._lock, torch.inference_mode():
             return self._token_vectors(words)
 
+    def differentiable_tokens(self, words: list[str]) -> torch.Tensor:
+        """[1, len(words) + 2, proj_dim]: the token vectors of <S> words </S>, as a tensor
+        autograd can start from (attribution)."""
+        with self._lock, torch.inference_mode():
+            vectors = self._token_vectors([BOS_TOKEN, *words, EOS_TOKEN])
+        return vectors.clone()[None]  # a clone made outside inference mode is a normal tensor
+
+    def layers_from_tokens(self, tokens: torch.Tensor) -> torch.Tensor:
+        """[L + 1, B, T, 2 * proj_dim] from token vectors [B, T, proj_dim] (<S> and </S>
+        included, every row T long), stateless and differentiable."""
+        lengths = torch.full((len(tokens),), tokens.shape[1], device=tokens.device)
+        h, c = self._initial_state(len(tokens), stateful=False)
+        outputs, _, _ = self._bilstm(tokens, lengths, h, c)
+        return torch.stack([torch.cat([tokens, tokens], dim=-1), *outputs])
+
     def _run(self, batch: list[list[str]], stateful: bool):
         sentences = [[BOS_TOKEN, *words, EOS_TOKEN] for words in batch]
         lengths = torch.tensor([len(s) for s in sentences], device=self.device)
@@ -120,16 +135,21 @@ class ElmoBiLM(nn.Module):
     def _bilstm(self, tokens, lengths, h, c):
         """Per direction a stack of LSTMs; the backward one reads each row reversed."""
         halves = []
+        # New states in lists, not written into h and c: autograd (attribution) forbids in-place.
+        new_h = [[None, None] for _ in range(len(h))]
+        new_c = [[None, None] for _ in range(len(c))]
         for d, stack in enumerate(self.lstms):
             x = tokens if d == 0 else reverse_padded(tokens, lengths)
             outs = []
             for k, lstm in enumerate(stack):
-                out, h[k, d], c[k, d] = lstm(x, lengths, h[k, d], c[k, d])
+                out, new_h[k][d], new_c[k][d] = lstm(x, lengths, h[k, d], c[k, d])
                 if self.options.skip and k > 0:
                     out = out + x  # residual connection between LSTM layers
                 outs.append(out)
                 x = out
             halves.append(outs if d == 0 else [reverse_padded(o, lengths) for o in outs])
+        h = torch.stack([torch.stack(pair) for pair in new_h])
+        c = torch.stack([torch.stack(pair) for pair in new_c])
         return [torch.cat(pair, dim=-1) for pair in zip(*halves)], h, c
 
     def _initial_state(self, rows: int, stateful: bool):
