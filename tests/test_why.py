@@ -74,7 +74,7 @@ def case(loaded, kind):
     return lm, s, T.class_target(lm, s.record, position=2 if kind == "bert-tok" else None)
 
 
-KINDS = ["bert-mlm", "roberta", "distilbert", "gpt2", "qa-start", "qa-end", "qa-span", "nsp", "bert-seq", "bert-tok"]
+KINDS = ["bert-mlm", "roberta", "distilbert", "gpt2", "llama", "qa-start", "qa-end", "qa-span", "nsp", "bert-seq", "bert-tok"]
 
 
 def _plain_score(lm, ids, target, token_types=None):
@@ -109,11 +109,11 @@ def test_integrated_gradients_is_complete_within_2_percent_at_64_steps(loaded, k
     assert len(ig.word_scores) == len(ig.words) and np.isfinite(ig.word_scores).all()
 
 
-def test_zero_baseline_on_rms_norm_needs_more_steps_and_converges(loaded):
-    """Llama's RMSNorm is steep near a zero input: the gap shrinks as steps grow."""
+def test_a_gpt_style_first_token_stays_in_the_baseline_and_scores_zero(loaded):
     lm, s, target = case(loaded, "llama")
-    coarse, fine = (A.integrated_gradients(lm, s, target, "zero", steps).relative_gap for steps in (32, 256))
-    assert coarse > 0.02 > fine
+    assert A.kept_in_baseline(lm, s)[0] and not A.kept_in_baseline(lm, s)[1:].any()
+    ig = A.integrated_gradients(lm, s, target, "zero", steps=64)
+    assert ig.token_scores[0] == 0 and ig.relative_gap < 0.02
 
 
 def test_baselines_replace_every_non_special_token(loaded):

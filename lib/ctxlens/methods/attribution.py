@@ -19,7 +19,7 @@ from ..analysis.masking import to_model_text
 from ..backends.hf import Encoded, LoadedModel
 from ..errors import InputError
 from ..models import catalog as cat
-from ..record import Analysis
+from ..record import Analysis, Family
 from ..validate import clean_text
 from .registry import check, need, register
 from .targets import Target, score
@@ -92,9 +92,10 @@ def default_baseline(lm: LoadedModel) -> str:
 
 def integrated_gradients(lm: LoadedModel, subj: Subject, target: Target, baseline: str | None = None,
                          steps: int = DEFAULT_STEPS) -> Attribution:
-    """Integrated gradients (Sundararajan et al. 2017) from a baseline input whose non-special
-    tokens are all [MASK], all [PAD] or zero vectors (default: `default_baseline`), to the
-    input, in `steps` steps (Gauss–Legendre, Captum's default), `STEPS_PER_BATCH` per forward."""
+    """Integrated gradients (Sundararajan et al. 2017) from a baseline input whose tokens are
+    all [MASK], all [PAD] or zero vectors (default: `default_baseline`; `kept_in_baseline`
+    says which stay), to the input, in `steps` steps (Gauss–Legendre, Captum's default),
+    `STEPS_PER_BATCH` per forward."""
     from captum.attr import IntegratedGradients
 
     check(IG, lm.spec)
@@ -204,9 +205,21 @@ def _embedding_forward(lm: LoadedModel, subj: Subject, target: Target):
     return inputs, forward
 
 
+def kept_in_baseline(lm: LoadedModel, subj: Subject) -> np.ndarray:
+    """[T] the tokens the baseline keeps as they are: special tokens, and a GPT-style model's
+    first token. A decoder parks most attention on its first token (the "attention sink");
+    moving that token's embedding toward a baseline swings the prediction up and down along
+    the path (SmolLM2: "The capital of France is" → " Paris" went from −17 to −12 and back to
+    −20 between steps), so integrated gradients would not converge. Kept, it scores 0."""
+    keep = np.asarray(subj.enc.special_mask, dtype=bool).copy()
+    if lm.spec.family is Family.CAUSAL_LM:
+        keep[0] = True
+    return keep
+
+
 def _baseline_embeddings(lm: LoadedModel, subj: Subject, embeds: torch.Tensor, baseline: str) -> torch.Tensor:
-    """The input's embeddings with every non-special token replaced (specials keep theirs)."""
-    keep = torch.as_tensor(subj.enc.special_mask, device=embeds.device)[None, :, None]
+    """The input's embeddings with every token replaced but those `kept_in_baseline`."""
+    keep = torch.as_tensor(kept_in_baseline(lm, subj), device=embeds.device)[None, :, None]
     if baseline == "zero":
         other = torch.zeros_like(embeds)
     else:
