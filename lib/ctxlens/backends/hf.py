@@ -128,8 +128,21 @@ class LoadedModel:
             out = network(**inputs, output_hidden_states=True, output_attentions=ATTN in names, return_dict=True)
         return self._outputs(out, qk, names)
 
-    def heads(self, inputs: dict, grad: bool = False) -> dict[str, torch.Tensor]:
-        """The trained heads' batched outputs {name: [B, ...]} for `inputs` (see `forward`)."""
+    def heads(self, inputs: dict, grad: bool = False, at: int | None = None) -> dict[str, torch.Tensor]:
+        """The trained heads' batched outputs {name: [B, ...]} for `inputs` (see `forward`).
+
+        at: a vocabulary head's logits at that token only, [B, 1, V]. A masked or causal LM
+        head over every position of a 64-token input costs as much as MiniLM's encoder (and
+        its backward as much again); attribution and ablation read one position.
+        """
+        if at is not None and self.head_names == {LOGITS}:
+            last = self.model.config.num_hidden_layers
+            hidden = self.forward(inputs, {RESID}, grad)[(RESID, last)][:, at:at + 1]
+            try:
+                with torch.enable_grad() if grad else torch.inference_mode():
+                    return {LOGITS: self.unembed(hidden, last)}
+            except CapabilityMissing:  # no row for this architecture: the whole head
+                pass
         batch = self.forward(inputs, self.head_names, grad)
         return {name: t for (name, _), t in batch.items() if name in self.head_names}
 

@@ -16,7 +16,7 @@ import torch
 
 from ..errors import InputError
 from ..models import catalog as cat
-from .attribution import Subject, _check_model
+from .attribution import Subject, _check_model, head_position
 from .registry import check, need, register
 from .targets import TOKEN, Target, score
 
@@ -113,10 +113,11 @@ def _run(lm, subj: Subject, target: Target, knockouts: list[Knockout], whole: bo
         keep_mlps = torch.cat([torch.ones(1, *keep_mlps.shape[1:]), keep_mlps])
     rows = len(keep_heads)
     inputs = {k: v.expand(rows, -1) for k, v in lm.batch_inputs([subj.enc]).items()}
+    at, read = head_position(target)
     with torch.inference_mode(), lm.ablating(keep_heads, keep_mlps):
-        heads = lm.heads(inputs)
-    values = score(heads, [target] * rows, [subj.enc.length] * rows).cpu().numpy()
-    return values, [_top(lm, heads, r, target) for r in range(rows)]
+        heads = lm.heads(inputs, at=at)
+    values = score(heads, [read] * rows, [subj.enc.length] * rows).cpu().numpy()
+    return values, [_top(lm, heads, r, read) for r in range(rows)]
 
 
 def _top(lm, heads: dict, row: int, target: Target) -> tuple[tuple[str, float], ...]:

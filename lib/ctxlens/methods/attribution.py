@@ -198,9 +198,11 @@ def _embedding_forward(lm: LoadedModel, subj: Subject, target: Target):
     names = list(inputs)[1:]
     n = subj.enc.length
 
+    at, read = head_position(target)
+
     def forward(embeds: torch.Tensor, *rest: torch.Tensor) -> torch.Tensor:
-        heads = lm.heads({"inputs_embeds": embeds, **dict(zip(names, rest))}, grad=True)
-        return score(heads, [target] * len(embeds), [n] * len(embeds))
+        heads = lm.heads({"inputs_embeds": embeds, **dict(zip(names, rest))}, grad=True, at=at)
+        return score(heads, [read] * len(embeds), [n] * len(embeds))
 
     return inputs, forward
 
@@ -215,6 +217,11 @@ def kept_in_baseline(lm: LoadedModel, subj: Subject) -> np.ndarray:
     if lm.spec.family is Family.CAUSAL_LM:
         keep[0] = True
     return keep
+
+
+def head_position(target: Target) -> tuple[int | None, Target]:
+    """(the token to compute the head at, or None for every token; the target as read there)."""
+    return (target.position, target.at_first()) if target.reads_one_token else (None, target)
 
 
 def _baseline_embeddings(lm: LoadedModel, subj: Subject, embeds: torch.Tensor, baseline: str) -> torch.Tensor:

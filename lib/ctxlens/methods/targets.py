@@ -52,6 +52,16 @@ class Target:
     def title(self) -> str:
         return self.label if self.contrast is None else f"{self.label} rather than {self.contrast_label}"
 
+    @property
+    def reads_one_token(self) -> bool:
+        """Whether its number comes from the vocabulary logits at one token (then a forward
+        may compute the head there only: `LoadedModel.heads(at=...)`)."""
+        return self.kind == TOKEN
+
+    def at_first(self) -> "Target":
+        """The same target read from logits computed at its position only ([B, 1, V])."""
+        return replace(self, position=0)
+
     def positions(self) -> tuple[int, ...]:
         return tuple(p for p in (self.position, self.end) if p is not None)
 
