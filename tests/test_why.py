@@ -367,3 +367,19 @@ def test_sense_attribution_needs_two_tagged_senses(loaded, tiny_models):
     occ = collect_target_vectors(lm.analyze([s.text for s in sentences]), sentences, "bank")
     with pytest.raises(InputError, match="two senses"):
         sense_attribution(lm, occ, sentences[0].text, 0, 1)
+
+
+# --- on a GPU ----------------------------------------------------------------------------------------
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+@pytest.mark.parametrize("kind", ["bert-mlm", "gpt2", "llama", "qa-span"])
+def test_attribution_and_ablation_on_cuda_equal_the_cpu(loaded, tiny_models, kind):
+    lm, s, target = case(loaded, kind)
+    folder = lm.spec.source.removeprefix("hf:")
+    gpu = load_hf(spec_for(folder), device="cuda")
+    gs = A.subject(gpu, s.record.text, s.record.text_pair)
+    for method in (lambda m, x: A.integrated_gradients(m, x, target, steps=16), lambda m, x: A.occlusion(m, x, target)):
+        np.testing.assert_allclose(method(gpu, gs).word_scores, method(lm, s).word_scores, atol=2e-4, rtol=1e-3)
+    np.testing.assert_allclose(AB.head_importance(gpu, gs, target).change, AB.head_importance(lm, s, target).change,
+                               atol=2e-4)
