@@ -17,6 +17,7 @@ import torch
 from ..analysis.importance import sum_to_words
 from ..analysis.masking import to_model_text
 from ..backends.hf import Encoded, LoadedModel
+from ..backends.limits import memory_budget_bytes
 from ..errors import InputError
 from ..models import catalog as cat
 from ..record import Analysis, Family
@@ -27,7 +28,10 @@ from .targets import Target, score
 IG, GRAD_X_INPUT, OCCLUSION = "integrated-gradients", "gradient-x-input", "occlusion"
 BASELINES = ("mask", "pad", "zero")  # what integrated gradients starts from, for every non-special token
 DEFAULT_STEPS = 32
-STEPS_PER_BATCH = 16  # interpolation steps per forward: bounds the activations kept for backward
+STEPS_PER_BATCH = 16  # interpolation steps per forward, at most (see `rows_per_backward`)
+# What a backward may keep, as a share of CTXLENS_MEMORY_MB: the graph holds several tensors
+# the size of each layer's attention per row (scores, probabilities, their gradients).
+GRAPH_SHARE, GRAPH_COPIES = 0.5, 4
 OCCLUSIONS_PER_BATCH = 16
 # What an explained input may be: gradients keep every layer's activations for the backward.
 MAX_EXPLAINED_TOKENS = 512
@@ -83,6 +87,14 @@ def subject(lm: LoadedModel, text: str, text_pair: str | None = None) -> Subject
     return Subject(enc, lm.records([enc])[0])
 
 
+def rows_per_backward(lm, encoded) -> int:
+    """Interpolation steps per forward and backward: `STEPS_PER_BATCH`, fewer where a row's
+    graph is big (SmolLM2 at 512 tokens keeps ~0.5 GB of attention per row), so a long input
+    takes more passes instead of more memory than the budget allows."""
+    per_row = GRAPH_COPIES * lm.estimate_bytes([encoded])
+    return int(max(1, min(STEPS_PER_BATCH, GRAPH_SHARE * memory_budget_bytes() // max(per_row, 1))))
+
+
 def default_baseline(lm: LoadedModel) -> str:
     """[MASK] where the tokenizer has one (what BERT saw for an unknown word), else [PAD],
     else zero vectors (GPT-2 has neither token)."""
@@ -112,7 +124,7 @@ def integrated_gradients(lm: LoadedModel, subj: Subject, target: Target, baselin
     with torch.enable_grad():
         scores = IntegratedGradients(forward).attribute(
             embeds, baselines=base, additional_forward_args=extra, n_steps=steps,
-            internal_batch_size=STEPS_PER_BATCH,
+            internal_batch_size=rows_per_backward(lm, subj.enc),
         )
     with torch.no_grad():
         value, base_value = forward(torch.cat([embeds, base]), *(t.expand(2, -1) for t in extra)).tolist()

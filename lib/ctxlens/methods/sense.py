@@ -21,6 +21,7 @@ from ..analysis.polysemy import UNLABELLED, Occurrences
 from ..errors import InputError
 from ..models import catalog as cat
 from ..record import RESID, word_token_indices
+from .attribution import rows_per_backward
 from .registry import check, register
 
 DEFAULT_STEPS = 32
@@ -78,7 +79,7 @@ def sense_attribution(lm, occ: Occurrences, text: str, which: int, layer: int,
     check("sense-attribution", lm.spec)
     own, own_c, other, other_c = centroids(occ, layer, which)
     word = int(occ.word_index[which])
-    inputs, baseline, extra, pieces, record = _inputs(lm, text, word)
+    inputs, baseline, extra, pieces, record, rows = _inputs(lm, text, word)
     centres = torch.as_tensor(np.stack([own_c, other_c]), dtype=torch.float32, device=inputs.device)
     hidden = _hidden(lm)
 
@@ -90,7 +91,7 @@ def sense_attribution(lm, occ: Occurrences, text: str, which: int, layer: int,
     with torch.enable_grad():
         scores = IntegratedGradients(forward).attribute(
             inputs, baselines=baseline, additional_forward_args=extra, n_steps=steps,
-            internal_batch_size=STEPS_PER_BATCH,
+            internal_batch_size=rows,
         )
     with torch.no_grad():
         both = forward(torch.cat([inputs, baseline]), *(t.expand(2, *t.shape[1:]) for t in extra)).tolist()
@@ -106,14 +107,15 @@ def sense_attribution(lm, occ: Occurrences, text: str, which: int, layer: int,
 
 
 def _inputs(lm, text: str, word: int):
-    """(inputs [1, T, D], baseline, extra forward args, the word's token positions, record)."""
+    """(inputs [1, T, D], baseline, extra forward args, the word's token positions, record,
+    interpolation steps per forward)."""
     if _is_elmo(lm):
         record = lm.analyze([text])[0]
         tokens = lm.model.differentiable_tokens(list(record.tokens))  # [1, T + 2, D] with <S> </S>
         baseline = tokens.clone()
         baseline[:, 1:-1] = 0
         pieces = word_token_indices(record, word) + 1
-        return tokens, baseline, (), torch.as_tensor(pieces), record
+        return tokens, baseline, (), torch.as_tensor(pieces), record, STEPS_PER_BATCH
     enc = lm.encode([text])[0]
     record = lm.records([enc])[0]
     batch = lm.batch_inputs([enc])
@@ -125,7 +127,7 @@ def _inputs(lm, text: str, word: int):
     pieces = word_token_indices(record, word)
     if not pieces.size:
         raise InputError("The target word was cut off: shorten the sentence.")
-    return embeds, baseline, tuple(batch.values()), torch.as_tensor(pieces), record
+    return embeds, baseline, tuple(batch.values()), torch.as_tensor(pieces), record, rows_per_backward(lm, enc)
 
 
 def _hidden(lm):
