@@ -11,6 +11,7 @@ import transformers as tf
 from tokenizers import ByteLevelBPETokenizer
 
 import tiny_models
+from tiny_models import save_bert_head
 from ctxlens.analysis.few_shot import few_shot_presets, few_shot_prompts, FewShotPrompt
 from ctxlens.analysis.sampling import sampling_probs, surprisal
 from ctxlens.backends.hf import analyze
@@ -52,24 +53,16 @@ def test_roberta_limit_skips_its_reserved_position_rows(loaded):
     assert loaded("roberta-mlm").max_tokens == 64  # 66 rows, the first two never used
 
 
-def _save_bert_head(folder, cls, **config_extra):
-    torch.manual_seed(0)
-    tok, vocab_size = tiny_models.bert_tokenizer()
-    cls(tiny_models._bert_config(vocab_size, **config_extra)).eval().save_pretrained(folder)
-    tok.save_pretrained(folder)
-    return folder
-
-
 @pytest.fixture(scope="module")
 def loaded(tiny_models, tmp_path_factory):
     root = tmp_path_factory.mktemp("pred")
     folders = dict(tiny_models)
     folders["roberta-mlm"] = str(_save_roberta(root / "roberta"))
     folders["distilbert-mlm"] = str(_save_distilbert(root / "distilbert"))
-    folders["bert-seq"] = str(_save_bert_head(
+    folders["bert-seq"] = str(save_bert_head(
         root / "seq", tf.BertForSequenceClassification, id2label={0: "negative", 1: "positive"}
     ))
-    folders["bert-tok"] = str(_save_bert_head(
+    folders["bert-tok"] = str(save_bert_head(
         root / "tok", tf.BertForTokenClassification, id2label={0: "O", 1: "B-LOC", 2: "I-LOC"}
     ))
     cache = {}

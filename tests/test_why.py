@@ -6,6 +6,7 @@ import copy
 import numpy as np
 import pytest
 import tiny_models
+from tiny_models import save_bert_head
 import torch
 import transformers as tf
 
@@ -21,21 +22,13 @@ from ctxlens.models import registry
 from ctxlens.models.loading import load_hf, spec_for
 
 
-def _save_bert_head(folder, cls, **extra):
-    torch.manual_seed(0)
-    tok, vocab_size = tiny_models.bert_tokenizer()
-    cls(tiny_models._bert_config(vocab_size, **extra)).eval().save_pretrained(folder)
-    tok.save_pretrained(folder)
-    return folder
-
-
 @pytest.fixture(scope="module")
 def loaded(tiny_models, tmp_path_factory):
     root = tmp_path_factory.mktemp("why")
     folders = dict(tiny_models)
-    folders["bert-seq"] = str(_save_bert_head(root / "seq", tf.BertForSequenceClassification,
+    folders["bert-seq"] = str(save_bert_head(root / "seq", tf.BertForSequenceClassification,
                                               id2label={0: "negative", 1: "positive"}))
-    folders["bert-tok"] = str(_save_bert_head(root / "tok", tf.BertForTokenClassification,
+    folders["bert-tok"] = str(save_bert_head(root / "tok", tf.BertForTokenClassification,
                                               id2label={0: "O", 1: "B-LOC", 2: "I-LOC"}))
     cache = {}
 

@@ -66,6 +66,15 @@ def save_bert(folder: Path, head: str) -> Path:
     return folder
 
 
+def save_bert_head(folder: Path, cls, **config_extra) -> Path:
+    """A tiny BERT with any head class (e.g. BertForSequenceClassification) and config extras."""
+    torch.manual_seed(0)
+    tokenizer, vocab_size = bert_tokenizer()
+    cls(_bert_config(vocab_size, **config_extra)).eval().save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    return folder
+
+
 def save_bert_claiming_missing_head(folder: Path) -> Path:
     """A checkpoint whose config names BertForMaskedLM but whose weights have no MLM head."""
     save_bert(folder, "none")
