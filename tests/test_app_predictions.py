@@ -7,9 +7,11 @@ from pathlib import Path
 
 import pytest
 import transformers as tf
-from streamlit.testing.v1 import AppTest
 
 import tiny_models as tm  # the module; `tiny_models` is the fixture of folders
+from apptest import charts as _charts
+from apptest import ok as _ok
+from apptest import open_page
 from ctxlens.analysis.sampling import surprisal
 from ctxlens.methods.corruption import corruption_demo
 from ctxlens.methods.fill_mask import fill_mask
@@ -26,23 +28,7 @@ SMOLLM = "SmolLM2-135M-Instruct"
 
 
 def _page(path, model, view=None, custom=True, **state):
-    at = AppTest.from_file(path, default_timeout=180)
-    at.session_state["ctx_models"] = [model]
-    at.session_state["ctx_extra_models"] = [model] if custom else []
-    if view:
-        at.session_state[view[0]] = view[1]
-    for k, v in state.items():
-        at.session_state[k] = v
-    return at.run()
-
-
-def _ok(at):
-    assert not at.exception, at.exception
-    assert not at.error, [e.value for e in at.error]
-
-
-def _charts(at):
-    return [json.loads(c.proto.spec) for c in at.get("plotly_chart")]
+    return open_page(path, model, None if custom else [], **dict([view] if view else []), **state)
 
 
 def _labels(chart):

@@ -33,7 +33,7 @@ from ctxlens.figures.embeddings import (
 )
 from ctxlens.methods.extraction import analyze_all
 from ctxlens.models import catalog as cat
-from ui import chrome, inputs, pickers, running, state
+from ui import chrome, inputs, pickers, running, state, why
 
 MAX_SENTENCES = 300  # a lab, not a corpus run: `ctxlens embed` handles files of any size
 OWN = "(my own sentences)"
@@ -230,3 +230,5 @@ d1.download_button("Download the 2-D coordinates (CSV)", pd.concat(frames).to_cs
                    file_name=f"{target}_{method}_coordinates.csv", mime="text/csv", key="lab_dl_coords")
 d2.download_button("Download the separation metrics (CSV)", metrics.to_csv(index=False),
                    file_name=f"{target}_separation.csv", mime="text/csv", key="lab_dl_metrics")
+
+why.sense_section(occurrences, layers, device)

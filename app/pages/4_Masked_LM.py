@@ -14,7 +14,7 @@ from ctxlens.methods.fill_mask import fill_mask, mask_word
 from ctxlens.methods.logit_lens import mlm_logit_lens
 from ctxlens.methods.task_heads import classify_sequence, classify_tokens, nsp_score
 from ctxlens.models import catalog as cat
-from ui import chrome, inputs, pickers, running
+from ui import chrome, inputs, pickers, running, why
 
 DEFAULT_TEXT = f"The capital of France is {MASK_PLACEHOLDER}."
 CORRUPTION_EXAMPLE = "The quick brown fox jumps over the lazy dog near the river bank."
@@ -213,6 +213,7 @@ sections = {
     "80/10/10 corruption": lambda: corruption_section(lm, corruption_text, top_k),
     "Next sentence": lambda: nsp_section(lm, text, second, device),
     "Fine-tuning heads": lambda: heads_section(lm, text, second),
+    "Why?": lambda: why.why_view(lm, masked, second, "mlm_why"),
 }
 # Lazy tabs: only the open one runs, so moving a control costs one view, not five.
 for tab, section in zip(st.tabs(list(sections), key="mlm_view", on_change="rerun"), sections.values()):

@@ -21,7 +21,7 @@ from ctxlens.methods import registry  # noqa: F401 - registers the page's method
 from ctxlens.methods.few_shot import few_shot_curve
 from ctxlens.methods.logit_lens import causal_logit_lens
 from ctxlens.methods.next_token import generate_stream, next_tokens
-from ui import chrome, inputs, pickers, running, state
+from ui import chrome, inputs, pickers, running, state, why
 
 DEFAULT_TEXT = "The capital of France is"
 PAGE_METHODS = ("next-token", "surprisal", "generation", "logit-lens", "few-shot")
@@ -187,6 +187,7 @@ sections = {
     "Generate": lambda: generation_section(lm, text),
     "Logit lens": lambda: lens_section(lm, text),
     "Few-shot lab": lambda: few_shot_section(lm),
+    "Why?": lambda: why.why_view(lm, text, None, "nt_why", kinds=(why.PREDICTION,)),
 }
 if (linked := state.from_link("nt_view", "view")) in sections:  # a lesson link opens its section
     st.session_state["nt_view"] = linked

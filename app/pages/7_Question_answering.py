@@ -10,7 +10,7 @@ from ctxlens.methods.qa import answer_question, budget_message
 from ctxlens.models import catalog as cat
 from ctxlens.models.loading import hub_offline
 from ctxlens.models.registry import model_status
-from ui import chrome, inputs, pickers, running, state
+from ui import chrome, inputs, pickers, running, state, why
 
 DEFAULT_QUESTION = "Where did the cat sit?"
 DEFAULT_CONTEXT = (
@@ -71,6 +71,52 @@ def no_answer(result, key: str) -> None:
                    "so for them this number means little.")
 
 
+def answers_section(result, key: str, window_tokens: int, stride: int, max_answer_len: int) -> None:
+    st.subheader("Answers")
+    if result.answers:
+        st.caption("Best answer, copied from the context by its character offsets:")
+        st.code(result.answers[0].text, language=None, wrap_lines=True)
+        st.dataframe(answers_table(result), hide_index=True, width="stretch",
+                     column_config={c: st.column_config.NumberColumn(format="%.3f")
+                                    for c in ("score", "P(span) in its window")})
+    else:
+        st.info("No valid span: no context token was read (the question may take the whole window).")
+    no_answer(result, key)
+
+    windows = result.windows
+    if len(windows) > 1:
+        st.info(
+            f"The context is longer than one window of {window_tokens} tokens (question included): it "
+            f"was read in {len(windows)} overlapping windows (stride {stride} tokens, at most half of "
+            "the context room of a window). Spans from every window compete by score; a span seen "
+            "in two windows keeps its best."
+        )
+        st.dataframe([{"window": w.index, "characters": "{}–{}".format(*w.char_range), "tokens": len(w.tokens),
+                       "no-answer score": w.null_score} for w in windows], hide_index=True, width="stretch")
+    best_window = result.answers[0].window if result.answers else 0
+    if st.session_state.get("qa_window_shown") not in range(len(windows)):  # an edit may drop windows
+        st.session_state.pop("qa_window_shown", None)
+    shown = st.selectbox("Window to look at", range(len(windows)), index=best_window, key="qa_window_shown",
+                         format_func=lambda i: f"window {i}" + (" (best answer)" if i == best_window else ""),
+                         disabled=len(windows) == 1)
+    window = windows[shown]
+
+    st.subheader("Start and end scores over the context")
+    chrome.chart(st, qa_start_end_bars(window), key="qa_bars", width="stretch")
+    st.subheader("Every valid span: start token × end token")
+    st.caption(
+        f"Cell = start score + end score. Blank cells are spans that cannot be answers: end before "
+        f"start, longer than {max_answer_len} tokens, or outside the context."
+    )
+    chrome.chart(st, span_matrix_heatmap(window), key="qa_spans", width="stretch")
+
+
+def why_section(lm, question: str, context: str) -> None:
+    st.caption("Explains the best span of one window, [CLS] question [SEP] context [SEP], as far as "
+               "the model reads (a note says where a long context was cut).")
+    why.why_view(lm, question, context, "qa_why", kinds=(why.ANSWER,))
+
+
 chrome.page_setup("Question answering")
 st.title("Where is the answer?")
 st.markdown(
@@ -120,40 +166,12 @@ except CtxlensError as exc:
 if result.cut:  # CTXLENS_REQUEST_TOKENS stopped the windows before the end of the context
     st.warning(budget_message(key, result))
 
-st.subheader("Answers")
-if result.answers:
-    st.caption("Best answer, copied from the context by its character offsets:")
-    st.code(result.answers[0].text, language=None, wrap_lines=True)
-    st.dataframe(answers_table(result), hide_index=True, width="stretch",
-                 column_config={c: st.column_config.NumberColumn(format="%.3f")
-                                for c in ("score", "P(span) in its window")})
-else:
-    st.info("No valid span: no context token was read (the question may take the whole window).")
-no_answer(result, key)
-
-windows = result.windows
-if len(windows) > 1:
-    st.info(
-        f"The context is longer than one window of {window_tokens} tokens (question included): it "
-        f"was read in {len(windows)} overlapping windows (stride {stride} tokens, at most half of "
-        "the context room of a window). Spans from every window compete by score; a span seen "
-        "in two windows keeps its best."
-    )
-    st.dataframe([{"window": w.index, "characters": "{}–{}".format(*w.char_range), "tokens": len(w.tokens),
-                   "no-answer score": w.null_score} for w in windows], hide_index=True, width="stretch")
-best_window = result.answers[0].window if result.answers else 0
-if st.session_state.get("qa_window_shown") not in range(len(windows)):  # an edit may drop windows
-    st.session_state.pop("qa_window_shown", None)
-shown = st.selectbox("Window to look at", range(len(windows)), index=best_window, key="qa_window_shown",
-                     format_func=lambda i: f"window {i}" + (" (best answer)" if i == best_window else ""),
-                     disabled=len(windows) == 1)
-window = windows[shown]
-
-st.subheader("Start and end scores over the context")
-chrome.chart(st, qa_start_end_bars(window), key="qa_bars", width="stretch")
-st.subheader("Every valid span: start token × end token")
-st.caption(
-    f"Cell = start score + end score. Blank cells are spans that cannot be answers: end before "
-    f"start, longer than {max_answer_len} tokens, or outside the context."
-)
-chrome.chart(st, span_matrix_heatmap(window), key="qa_spans", width="stretch")
+sections = {
+    "Answers": lambda: answers_section(result, key, window_tokens, stride, max_answer_len),
+    "Why?": lambda: why_section(lm, question, context),
+}
+# Lazy tabs: only the open one runs, so the answers do not wait for an attribution.
+for tab, section in zip(st.tabs(list(sections), key="qa_view", on_change="rerun"), sections.values()):
+    if tab.open:
+        with tab:
+            section()
