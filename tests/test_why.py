@@ -298,6 +298,37 @@ def test_head_importance_is_the_change_of_each_single_head(loaded):
             assert heat.change[layer, head] == pytest.approx(one.change, abs=1e-5)
 
 
+def test_layers_before_the_first_knockout_are_replayed_not_recomputed(loaded):
+    lm, s, target = case(loaded, "gpt2")
+    calls = []
+    hook = lm.model.transformer.h[0].attn.register_forward_hook(lambda *a: calls.append(1))
+    try:
+        values = AB.ablated_values(lm, s, target, [AB.Knockout(AB.HEAD, 1, 0), AB.Knockout(AB.MLP, 1)])
+    finally:
+        hook.remove()
+    assert len(calls) == 1  # the clean forward that recorded the layers; not the ablated batch
+    alone = [AB.ablate(lm, s, target, k).ablated_value for k in (AB.Knockout(AB.HEAD, 1, 0), AB.Knockout(AB.MLP, 1))]
+    np.testing.assert_allclose(values, alone, atol=1e-5)
+
+
+def test_an_ablation_leaves_another_sessions_forward_alone(loaded):
+    """Models are shared by every browser session: knockouts act on the asking thread only."""
+    import threading
+
+    lm, s, target = case(loaded, "gpt2")
+    inputs = lm.batch_inputs([s.enc])
+    clean = lm.heads(inputs)["logits"]
+    with lm.recording_layers() as replay:
+        lm.heads(inputs)
+    seen = {}
+    keep_heads, keep_mlps = AB.masks(lm, [AB.Knockout(AB.LAYER_HEADS, 1), AB.Knockout(AB.MLP, 1)])
+    with torch.inference_mode(), lm.ablating(keep_heads, keep_mlps, replay):
+        other = threading.Thread(target=lambda: seen.update(out=lm.heads(inputs)["logits"]))
+        other.start()
+        other.join()
+    torch.testing.assert_close(seen["out"], clean)
+
+
 # --- the cross-check -------------------------------------------------------------------------------
 
 

@@ -10,6 +10,7 @@ the forward; the logit lens then names the missing row, and heads are found by n
 
 from __future__ import annotations
 
+import threading
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 
@@ -119,17 +120,53 @@ def mlm_head(model):
     return module_at(model, row.mlm_head)
 
 
+def layer_modules(model) -> list[torch.nn.Module] | None:
+    """The model's layers in order (see `Architecture.layers`), or None without a row for it."""
+    row = architecture(model.config)
+    return list(module_at(model.base_model, row.layers)) if row and row.layers else None
+
+
 def mlp_modules(model) -> list[torch.nn.Module] | None:
     """Each layer's MLP output module (see `Architecture.mlp`), or None without a row for it."""
     row = architecture(model.config)
-    layers = module_at(model.base_model, row.layers) if row and row.layers and row.mlp else None
+    layers = layer_modules(model) if row and row.mlp else None
     return None if layers is None else [module_at(layer, row.mlp) for layer in layers]
 
 
+# Ablation state of the calling thread: a model is shared by every session, so hooks and
+# replayed layers act only on the forwards of the thread that asked for them.
+_local = threading.local()
+_install = threading.Lock()
+
+
 @contextmanager
-def ablating(model, keep_heads: torch.Tensor | None, keep_mlps: torch.Tensor | None):
+def recording_layers(model):
+    """Yields a list that fills with each layer's output, in order, during this thread's
+    forwards inside the block (what `ablating(replay=...)` replays)."""
+    outputs: list = []
+    me = threading.get_ident()
+    hooks = [layer.register_forward_hook(
+        lambda module, args, output: outputs.append(output) if threading.get_ident() == me else None)
+        for layer in layer_modules(model) or []]
+    try:
+        yield outputs
+    finally:
+        for hook in hooks:
+            hook.remove()
+
+
+@contextmanager
+def ablating(model, keep_heads: torch.Tensor | None, keep_mlps: torch.Tensor | None, replay: list | None = None):
     """This thread's forwards inside the block knock out heads (keep_heads [B, L, H] = 0) and
-    MLPs (keep_mlps [B, L] = 0), per batch row."""
+    MLPs (keep_mlps [B, L] = 0), per batch row.
+
+    replay: the layer outputs of the same input with nothing knocked out (`recording_layers`,
+    batch of one). The layers before the first one knocked out in any row then return those
+    outputs instead of computing them again: the importance of every head costs about half
+    the layers.
+    """
+    rows = len(keep_heads if keep_heads is not None else keep_mlps)
+    first = _first_knocked_out(keep_heads, keep_mlps) if replay is not None else 0
     hooks = []
     try:
         if keep_mlps is not None and bool((keep_mlps == 0).any()):
@@ -139,18 +176,68 @@ def ablating(model, keep_heads: torch.Tensor | None, keep_mlps: torch.Tensor | N
                 raise CapabilityMissing(f"MLP ablation does not know where the MLP of model type {kind!r} is; "
                                         "add `layers` and `mlp` to its row in backends/architectures.py.")
             for layer in map(int, torch.nonzero((keep_mlps == 0).any(0)).flatten()):
-                scale = keep_mlps[:, layer]
-                hooks.append(modules[layer].register_forward_hook(_scaled_output(scale)))
-        with keeping_heads(keep_heads) if keep_heads is not None else nullcontext():
+                hooks.append(modules[layer].register_forward_hook(_scaled_output(keep_mlps[:, layer])))
+        if first:
+            _local.replay = {id(layer): _expand(out, rows) for layer, out in
+                             zip(_replayable_layers(model)[:first], replay)}
+        with keeping_heads(keep_heads, first) if keep_heads is not None else nullcontext():
             yield
     finally:
+        _local.replay = {}
         for hook in hooks:
             hook.remove()
 
 
+def _first_knocked_out(keep_heads, keep_mlps) -> int:
+    layers = []
+    if keep_heads is not None:
+        layers += torch.nonzero((keep_heads == 0).any(-1).any(0)).flatten().tolist()
+    if keep_mlps is not None:
+        layers += torch.nonzero((keep_mlps == 0).any(0)).flatten().tolist()
+    return min(layers, default=0)
+
+
+def _replayable_layers(model) -> list[torch.nn.Module]:
+    """The layers, each wrapped once so that it returns this thread's replayed output, if any."""
+    layers = layer_modules(model)
+    if layers is None:
+        raise CapabilityMissing(f"Replaying layers needs `layers` in the row of model type "
+                                f"{getattr(model.config, 'model_type', '?')!r} in backends/architectures.py.")
+    with _install:
+        for layer in layers:
+            if "_ctxlens_replay" not in layer.__dict__:
+                layer.forward = _replaying(layer, layer.forward)
+                layer.__dict__["_ctxlens_replay"] = True
+    return layers
+
+
+def _replaying(layer, original):
+    key = id(layer)
+
+    def forward(*args, **kwargs):
+        stored = getattr(_local, "replay", {}).get(key)
+        return original(*args, **kwargs) if stored is None else stored
+
+    return forward
+
+
+def _expand(output, rows: int):
+    """A batch-of-one layer output (a tensor, or a tuple holding tensors) repeated to `rows`."""
+    if isinstance(output, torch.Tensor):
+        return output.expand(rows, *output.shape[1:])
+    if isinstance(output, tuple):
+        return tuple(_expand(o, rows) if isinstance(o, torch.Tensor) and o.shape[:1] == (1,) else o for o in output)
+    return output
+
+
 def _scaled_output(scale: torch.Tensor):
+    me = threading.get_ident()
+
     def hook(module, args, output):
+        if threading.get_ident() != me:  # another session's forward on the shared model
+            return None
         return output * scale.to(output).view(-1, *([1] * (output.dim() - 1)))
+
     return hook
 
 

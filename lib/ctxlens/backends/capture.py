@@ -56,10 +56,11 @@ def capturing_queries_keys():
 
 
 @contextmanager
-def keeping_heads(keep: torch.Tensor):
+def keeping_heads(keep: torch.Tensor, first_layer: int = 0):
     """Inside the block, this thread's forward keeps head h of layer l in batch row b only where
-    keep[b, l, h] is 1 (0 zeroes its output)."""
-    _local.keep_heads, _local.layer = keep, 0
+    keep[b, l, h] is 1 (0 zeroes its output). first_layer: the first layer whose attention
+    runs (the ones before are replayed, see architectures.ablating)."""
+    _local.keep_heads, _local.layer = keep, first_layer
     try:
         yield
     finally:

@@ -151,10 +151,17 @@ class LoadedModel:
         segments), on the device."""
         return self.model.get_input_embeddings()(input_ids)
 
-    def ablating(self, keep_heads: torch.Tensor | None = None, keep_mlps: torch.Tensor | None = None):
+    def ablating(self, keep_heads: torch.Tensor | None = None, keep_mlps: torch.Tensor | None = None,
+                 replay: list | None = None):
         """A context in which this thread's forwards knock out, per batch row, the heads
-        (`keep_heads` [B, L, H], 0 = knocked out) and the MLPs (`keep_mlps` [B, L])."""
-        return arch.ablating(self.model, keep_heads, keep_mlps)
+        (`keep_heads` [B, L, H], 0 = knocked out) and the MLPs (`keep_mlps` [B, L]); with
+        `replay` (from `recording_layers`) the layers before the first knockout are not recomputed."""
+        return arch.ablating(self.model, keep_heads, keep_mlps, replay)
+
+    def recording_layers(self):
+        """A context yielding a list that fills with each layer's output during this thread's
+        forwards (of one input: what `ablating(replay=...)` takes)."""
+        return arch.recording_layers(self.model)
 
     def batch_inputs(self, encoded: list[Encoded]) -> dict:
         """The model's keyword inputs for `encoded`, padded on the right, on the device."""

@@ -4,7 +4,8 @@ layer's MLP; and the importance of every head for one target, by ablation.
 A knocked-out head's output (its slice of the attention output, before the output projection)
 is zeroed; a knocked-out MLP adds nothing to the residual stream. Ablations run as rows of one
 batch over copies of the same input (`LoadedModel.ablating` takes a mask per row), so the
-heatmap of all L × H heads costs L × H / `ROWS_PER_BATCH` batched forwards.
+heatmap of all L × H heads costs L × H / `ROWS_PER_BATCH` batched forwards, and each batch
+skips the layers before its first knockout (they are replayed from one clean forward).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from ..backends import architectures as arch
 from ..errors import InputError
 from ..models import catalog as cat
 from .attribution import Subject, _check_model, head_position
@@ -76,14 +78,37 @@ def masks(lm, knockouts: list[Knockout]) -> tuple[torch.Tensor, torch.Tensor]:
     return keep_heads, keep_mlps
 
 
-def ablated_values(lm, subj: Subject, target: Target, knockouts: list[Knockout]) -> np.ndarray:
-    """[len(knockouts)] the target's number with each knockout, in batches of `ROWS_PER_BATCH`."""
+def ablated_values(lm, subj: Subject, target: Target, knockouts: list[Knockout],
+                   replay: list | None = None) -> np.ndarray:
+    """[len(knockouts)] the target's number with each knockout, in batches of one layer's
+    knockouts, each replaying the layers before it (`replay`: the layer outputs with nothing
+    knocked out; recorded here when not given)."""
     _check_model(lm)
-    out = []
-    for start in range(0, len(knockouts), ROWS_PER_BATCH):
-        chunk = knockouts[start:start + ROWS_PER_BATCH]
-        out.append(_run(lm, subj, target, chunk)[0])
-    return np.concatenate(out) if out else np.zeros(0, np.float32)
+    if replay is None:
+        replay = whole_and_layers(lm, subj, target)[1]
+    out = np.zeros(len(knockouts), np.float32)
+    for rows in _batches(knockouts):
+        out[rows] = _run(lm, subj, target, [knockouts[i] for i in rows], replay=replay)[0]
+    return out
+
+
+def whole_and_layers(lm, subj: Subject, target: Target) -> tuple[float, list | None]:
+    """The target's number with nothing knocked out, and the layer outputs of that forward
+    (None where the architecture table does not say where the layers are: then every batch
+    computes every layer)."""
+    with lm.recording_layers() as layers:
+        whole = float(_run(lm, subj, target, [], whole=True)[0][0])
+    return whole, (layers if arch.layer_modules(lm.model) is not None else None)
+
+
+def _batches(knockouts: list[Knockout]) -> list[list[int]]:
+    """Indices of the knockouts grouped by layer, at most `ROWS_PER_BATCH` per batch: a batch
+    computes from its first knockout's layer on, so one layer per batch computes least."""
+    by_layer: dict[int, list[int]] = {}
+    for i, k in enumerate(knockouts):
+        by_layer.setdefault(k.layer, []).append(i)
+    return [rows[start:start + ROWS_PER_BATCH] for _, rows in sorted(by_layer.items())
+            for start in range(0, len(rows), ROWS_PER_BATCH)]
 
 
 def ablate(lm, subj: Subject, target: Target, knockout: Knockout) -> Ablated:
@@ -99,14 +124,15 @@ def head_importance(lm, subj: Subject, target: Target) -> HeadImportance:
     check("head-importance", lm.spec)
     layers, heads = _shape(lm)
     knockouts = [Knockout(HEAD, layer, head) for layer in range(layers) for head in range(heads)]
-    whole = float(_run(lm, subj, target, [], whole=True)[0][0])
-    values = ablated_values(lm, subj, target, knockouts)
+    whole, replay = whole_and_layers(lm, subj, target)
+    values = ablated_values(lm, subj, target, knockouts, replay)
     return HeadImportance(target, whole, (values - whole).reshape(layers, heads).astype(np.float32))
 
 
-def _run(lm, subj: Subject, target: Target, knockouts: list[Knockout], whole: bool = False):
+def _run(lm, subj: Subject, target: Target, knockouts: list[Knockout], whole: bool = False,
+         replay: list | None = None):
     """(values [B], top outputs per row) of one batch, a row per knockout, after a first row
-    that knocks nothing out when `whole`."""
+    that knocks nothing out when `whole`; `replay`: see `LoadedModel.ablating`."""
     keep_heads, keep_mlps = masks(lm, knockouts)
     if whole:
         keep_heads = torch.cat([torch.ones(1, *keep_heads.shape[1:]), keep_heads])
@@ -114,7 +140,7 @@ def _run(lm, subj: Subject, target: Target, knockouts: list[Knockout], whole: bo
     rows = len(keep_heads)
     inputs = {k: v.expand(rows, -1) for k, v in lm.batch_inputs([subj.enc]).items()}
     at, read = head_position(target)
-    with torch.inference_mode(), lm.ablating(keep_heads, keep_mlps):
+    with torch.inference_mode(), lm.ablating(keep_heads, keep_mlps, replay):
         heads = lm.heads(inputs, at=at)
     values = score(heads, [read] * rows, [subj.enc.length] * rows).cpu().numpy()
     return values, [_top(lm, heads, r, read) for r in range(rows)]
