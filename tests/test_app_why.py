@@ -7,7 +7,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import transformers as tf
 
 import tiny_models as tm  # the module; `tiny_models` is the fixture of folders
 from apptest import charts as _charts
@@ -166,13 +165,8 @@ def test_qa_and_nsp_targets(tiny_models):
 
 
 def test_classifier_labels_and_token_classes(tmp_path):
-    tokenizer, vocab = tm.bert_tokenizer()
-    labels = {0: "negative", 1: "positive"}
-    for cls, name in ((tf.BertForSequenceClassification, "seq"), (tf.BertForTokenClassification, "tok")):
-        config = tm._bert_config(vocab, num_labels=2, id2label=labels, label2id={v: k for k, v in labels.items()})
-        cls(config).eval().save_pretrained(tmp_path / name)
-        tokenizer.save_pretrained(tmp_path / name)
-    at = _page(WHY, str(tmp_path / "seq"), why_steps=4)
+    folders = tm.save_classifiers(tmp_path)
+    at = _page(WHY, folders["bert-seq"], why_steps=4)
     _ok(at)
     assert _shaded(at)
     at.selectbox(key="why_label").set_value(1).run()
@@ -182,7 +176,7 @@ def test_classifier_labels_and_token_classes(tmp_path):
     at.selectbox(key="why_label_contrast").set_value(1).run()
     assert not at.exception and _warned(at, "The contrast is the label itself")
 
-    at = _page(WHY, str(tmp_path / "tok"), why_steps=4)
+    at = _page(WHY, folders["bert-tok"], why_steps=4)
     at.selectbox(key="why_label_token").set_value(2).run()
     _ok(at)
     assert _shaded(at)

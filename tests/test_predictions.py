@@ -10,8 +10,7 @@ import torch
 import transformers as tf
 from tokenizers import ByteLevelBPETokenizer
 
-import tiny_models
-from tiny_models import save_bert_head
+import tiny_models as tm  # the module; `tiny_models` is the fixture of folders
 from ctxlens.analysis.few_shot import few_shot_presets, few_shot_prompts, FewShotPrompt
 from ctxlens.analysis.sampling import sampling_probs, surprisal
 from ctxlens.backends.hf import analyze
@@ -25,7 +24,6 @@ from ctxlens.methods.task_heads import classify_sequence, classify_tokens, nsp_s
 from ctxlens.errors import CapabilityMissing, InputError
 from ctxlens.figures import predictions as F
 from ctxlens.models import catalog as cat
-from ctxlens.models.loading import load_hf, spec_for
 
 SPECIAL_BPE = ["<s>", "<pad>", "</s>", "<unk>", "<mask>"]
 
@@ -34,7 +32,7 @@ def _save_roberta(folder):
     torch.manual_seed(0)
     folder.mkdir(parents=True, exist_ok=True)
     bpe = ByteLevelBPETokenizer()
-    bpe.train_from_iterator(tiny_models.CORPUS, vocab_size=400, min_frequency=1, special_tokens=SPECIAL_BPE)
+    bpe.train_from_iterator(tm.CORPUS, vocab_size=400, min_frequency=1, special_tokens=SPECIAL_BPE)
     bpe.save_model(str(folder))
     vocab = json.loads((folder / "vocab.json").read_text())
     merges = [tuple(line.split()) for line in (folder / "merges.txt").read_text().splitlines()[1:] if line]
@@ -59,25 +57,13 @@ def loaded(tiny_models, tmp_path_factory):
     folders = dict(tiny_models)
     folders["roberta-mlm"] = str(_save_roberta(root / "roberta"))
     folders["distilbert-mlm"] = str(_save_distilbert(root / "distilbert"))
-    folders["bert-seq"] = str(save_bert_head(
-        root / "seq", tf.BertForSequenceClassification, id2label={0: "negative", 1: "positive"}
-    ))
-    folders["bert-tok"] = str(save_bert_head(
-        root / "tok", tf.BertForTokenClassification, id2label={0: "O", 1: "B-LOC", 2: "I-LOC"}
-    ))
-    cache = {}
-
-    def get(kind):
-        if kind not in cache:
-            cache[kind] = load_hf(spec_for(folders[kind]), device="cpu")
-        return cache[kind]
-
-    return get
+    folders.update(tm.save_classifiers(root))
+    return tm.loader(folders)
 
 
 def _save_distilbert(folder):
     torch.manual_seed(0)
-    tok, vocab_size = tiny_models.bert_tokenizer()
+    tok, vocab_size = tm.bert_tokenizer()
     config = tf.DistilBertConfig(
         vocab_size=vocab_size, dim=32, n_layers=2, n_heads=2, hidden_dim=64, max_position_embeddings=64
     )
@@ -244,7 +230,7 @@ LONG = "The river bank was wet after the rain and she went to the bank to deposi
 
 
 def test_corruption_follows_the_80_10_10_recipe():
-    tok, _ = tiny_models.bert_tokenizer()
+    tok, _ = tm.bert_tokenizer()
     counts = {MASK: 0, RANDOM: 0, KEEP: 0}
     n_candidates = len(tok(LONG, add_special_tokens=False)["input_ids"])
     for seed in range(2000):
@@ -268,7 +254,7 @@ def test_corruption_follows_the_80_10_10_recipe():
 
 
 def test_corruption_is_seeded_and_chooses_at_least_one():
-    tok, _ = tiny_models.bert_tokenizer()
+    tok, _ = tm.bert_tokenizer()
     a, b = corruption_demo(tok, LONG, 7), corruption_demo(tok, LONG, 7)
     assert a.items == b.items and np.array_equal(a.corrupted_ids, b.corrupted_ids)
     assert len(corruption_demo(tok, "cat", 1).items) == 1

@@ -5,10 +5,8 @@ import copy
 
 import numpy as np
 import pytest
-import tiny_models
-from tiny_models import save_bert_head
+import tiny_models as tm  # the module; `tiny_models` is the fixture of folders
 import torch
-import transformers as tf
 
 from ctxlens.analysis.importance import rank_agreement, sum_to_words
 from ctxlens.analysis.polysemy import LabeledSentence, collect_target_vectors
@@ -26,18 +24,8 @@ from ctxlens.models.loading import load_hf, spec_for
 def loaded(tiny_models, tmp_path_factory):
     root = tmp_path_factory.mktemp("why")
     folders = dict(tiny_models)
-    folders["bert-seq"] = str(save_bert_head(root / "seq", tf.BertForSequenceClassification,
-                                              id2label={0: "negative", 1: "positive"}))
-    folders["bert-tok"] = str(save_bert_head(root / "tok", tf.BertForTokenClassification,
-                                              id2label={0: "O", 1: "B-LOC", 2: "I-LOC"}))
-    cache = {}
-
-    def get(kind):
-        if kind not in cache:
-            cache[kind] = load_hf(spec_for(folders[kind]), device="cpu")
-        return cache[kind]
-
-    return get
+    folders.update(tm.save_classifiers(root))
+    return tm.loader(folders)
 
 
 MASKED = "the bank of the [MASK] is wet and cold"
@@ -270,7 +258,7 @@ def test_ablating_an_mlp_equals_a_model_without_it(loaded, kind):
     assert result.ablated_value == pytest.approx(_plain_score(plain, s.enc.input_ids, target), abs=1e-5)
 
 
-config = tiny_models._bert_config(10)  # the tiny BERT's width, for the zero MLP above
+config = tm._bert_config(10)  # the tiny BERT's width, for the zero MLP above
 
 
 def test_every_head_of_a_layer_and_batched_ablations_equal_one_at_a_time(loaded):

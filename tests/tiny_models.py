@@ -75,6 +75,30 @@ def save_bert_head(folder: Path, cls, **config_extra) -> Path:
     return folder
 
 
+def save_classifiers(root: Path) -> dict[str, str]:
+    """A tiny sentence classifier and token classifier, with label names, by kind."""
+    return {
+        "bert-seq": str(save_bert_head(root / "seq", tf.BertForSequenceClassification,
+                                       id2label={0: "negative", 1: "positive"})),
+        "bert-tok": str(save_bert_head(root / "tok", tf.BertForTokenClassification,
+                                       id2label={0: "O", 1: "B-LOC", 2: "I-LOC"})),
+    }
+
+
+def loader(folders: dict[str, str]):
+    """get(kind): the model in folders[kind], loaded on the CPU once."""
+    from ctxlens.models.loading import load_hf, spec_for
+
+    cache = {}
+
+    def get(kind):
+        if kind not in cache:
+            cache[kind] = load_hf(spec_for(folders[kind]), device="cpu")
+        return cache[kind]
+
+    return get
+
+
 def save_bert_claiming_missing_head(folder: Path) -> Path:
     """A checkpoint whose config names BertForMaskedLM but whose weights have no MLM head."""
     save_bert(folder, "none")
