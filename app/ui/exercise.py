@@ -1,0 +1,64 @@
+"""Predict-then-reveal: one exercise in a box (the question, the student's guess, then the
+model's answer with its numbers). The exercises themselves are `ctxlens.methods.exercises`."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from ctxlens.cache import cached
+from ctxlens.methods.exercises import EXERCISES
+from ctxlens.models import catalog as cat
+from ctxlens.models.registry import model_status
+
+from . import chrome, running
+from .pickers import precision
+from .why import plain
+
+
+def posed(key: str, device: str):
+    """The exercise's question and the model's answer (cached: a class asks the same one)."""
+    exercise = EXERCISES[key]
+    lm = running.load_model(exercise.model, device)
+    if lm is None:
+        return None
+    with st.spinner(f"{exercise.model} is answering…"):
+        return cached(("exercise", key, exercise.model, device, precision()), lambda: exercise.pose(lm))
+
+
+def exercise_box(key: str, device: str) -> None:
+    """The exercise `key` in a bordered box: guess, reveal, right or wrong."""
+    exercise = EXERCISES[key]
+    with st.container(border=True):
+        st.markdown(f"**Predict, then reveal** · {exercise.page} · {exercise.model}")
+        if not _available(exercise.model):
+            return
+        try:
+            p = posed(key, device)
+        except Exception as exc:  # noqa: BLE001 - a failure is a message, the page goes on
+            chrome.show_error(exc)
+            return
+        if p is None:
+            return
+        st.markdown(plain(p.question))
+        guess = st.radio("Your guess", p.choices, index=None, key=f"ex_{key}_guess", horizontal=True)
+        if st.button("Reveal the model's answer", key=f"ex_{key}_reveal", disabled=guess is None):
+            st.session_state[f"ex_{key}_revealed"] = guess
+        revealed = st.session_state.get(f"ex_{key}_revealed")
+        if revealed is None:
+            st.caption("Choose an answer, then reveal what the model does.")
+            return
+        right = revealed == p.choices[p.answer]
+        verdict = "Right" if right else f"Not this time: you said {revealed}"
+        (st.success if right else st.warning)(f"{plain(verdict)}. The model's answer: **{plain(p.choices[p.answer])}**. "
+                                              f"{plain(p.explanation)}")
+        if p.detail is not None:
+            st.dataframe(p.detail, hide_index=True)
+
+
+def _available(model: str) -> bool:
+    """Exercises run only on models this machine has (offline included); else a message."""
+    status = model_status(cat.CATALOG[model])
+    if status.state != "unavailable":
+        return True
+    st.info(f"This exercise needs {model}, which is not available here: {status.detail}.")
+    return False
