@@ -41,6 +41,8 @@ def _ok(at):
 
 
 def test_home_shows_five_lessons(lessons):
+    # Offline, the BERT lesson is followed by what runs instead (test_app_classroom.py).
+    lessons = {label: v for label, v in lessons.items() if not label.startswith("What does GPT predict?")}
     assert list(lessons) == ["What does BERT predict?", "Two banks", "Who attends to whom?",
                              "Few-shot GPT", "ELMo's three layers"]
     assert [page for page, _ in lessons.values()] == ["Masked_LM", "Polysemy_lab", "Attention", "Next_token", "ELMo"]
@@ -57,10 +59,15 @@ def test_bert_lesson_fills_its_mask(lessons, tiny_models):
 
 
 def test_bert_lesson_picks_bert(lessons):
+    from ui.state import unavailable
+
     at, _ = _open(lessons, "What does BERT predict?", "4_Masked_LM.py")
     assert not at.exception
     picker = next(s for s in at.sidebar.selectbox if s.label == "Masked language model")
-    assert picker.value == "bert-base-uncased"  # offered for download when online
+    if unavailable("bert-base-uncased"):  # offline, not downloaded: the session's models stay
+        assert any("bert-base-uncased" in w.value for w in at.warning)
+    else:
+        assert picker.value == "bert-base-uncased"  # offered for download when online
 
 
 def test_two_banks_lesson_selects_the_bank_preset_once(lessons, tiny_models):

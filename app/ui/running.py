@@ -21,7 +21,8 @@ from .state import DEVICE_KEY
 
 
 def load_model(key: str, device: str):
-    """The loaded model, drawing a progress bar while it downloads or converts; None on failure."""
+    """The loaded model, drawing a progress bar while it downloads or converts (and a spinner
+    while it loads from disk, which can take seconds); None on failure."""
     bar = None
 
     def progress(fraction: float, message: str) -> None:
@@ -30,7 +31,8 @@ def load_model(key: str, device: str):
         bar.progress(min(max(fraction, 0.0), 1.0), text=message)
 
     try:
-        return get_model(key, device, progress, precision())
+        with st.spinner(f"Loading {key}…", show_time=True):  # shown only past half a second
+            return get_model(key, device, progress, precision())
     except Exception as exc:  # every failure becomes a message in the page
         show_error(exc)
         return None
@@ -45,7 +47,8 @@ def analyze(key: str, text: str, text_pair: str | None = None, device: str | Non
     if load_model(key, device) is None:
         return None
     try:
-        record = analyze_text(key, text, text_pair, device=device, dtype=precision())
+        with st.spinner(f"{key} is reading the text…", show_time=True):
+            record = analyze_text(key, text, text_pair, device=device, dtype=precision())
     except Exception as exc:
         show_error(exc)
         return None

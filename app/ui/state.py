@@ -14,6 +14,7 @@ DTYPE_KEY = "ctx_dtype"
 EXTRA_KEY = "ctx_extra_models"
 LINK_KEY, LINK_TAKEN_KEY = "ctx_link", "ctx_link_taken"  # a link's inputs, and the widgets that took them
 SEEN_KEY = "ctx_url_seen"
+REFUSED_KEY = "ctx_link_refused"  # {model: why} a link asked for that cannot run here
 SHARE_SLOT = "_ctx_share_slot"
 
 
@@ -27,13 +28,31 @@ def apply_url() -> None:
     if not url or url == st.session_state.get(SEEN_KEY):
         return
     models = [m for m in url.get("model", []) if m.strip()]
-    if models:
-        st.session_state[EXTRA_KEY] = [m for m in models if m not in cat.CATALOG]
-        st.session_state[MODELS_KEY] = models
+    # A model that cannot run here never replaces the session's: the page says so instead.
+    refused = {m: why for m in models if (why := unavailable(m))}
+    usable = [m for m in models if m not in refused]
+    if usable:
+        st.session_state[EXTRA_KEY] = [m for m in usable if m not in cat.CATALOG]
+        st.session_state[MODELS_KEY] = usable
+    st.session_state[REFUSED_KEY] = refused
     # Every other input waits for the widget that reads it: see `from_link`.
     st.session_state[LINK_KEY] = {name: values[0] for name, values in url.items() if name != "model" and values}
     st.session_state[LINK_TAKEN_KEY] = set()
     st.session_state[SEEN_KEY] = url
+
+
+def unavailable(key: str) -> str | None:
+    """Why model `key` cannot run on this machine (offline and not downloaded, not installed),
+    or None when it can (it may still need a download)."""
+    from ctxlens.models.loading import hub_offline, spec_for
+    from ctxlens.models.registry import model_status
+
+    try:
+        spec = spec_for(key)
+    except Exception as exc:  # noqa: BLE001 - not local: only the hub can still bring it
+        return str(exc) if hub_offline() else None
+    status = model_status(spec)
+    return status.detail if status.state == "unavailable" else None
 
 
 def from_link(key: str, name: str):

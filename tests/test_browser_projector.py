@@ -1,0 +1,84 @@
+"""Projector mode in a real browser at 1280×720: every figure's text is at least 18 px, tables
+and bertviz are enlarged, no label, model chip or lesson link is cut, and a rerun shows the
+"Working…" badge."""
+
+import pytest
+
+from browser import browser_page, rerun, streamlit_server, wait_for_idle
+
+pytestmark = [pytest.mark.slow, pytest.mark.browser]
+
+PLOTS = "n => document.querySelectorAll('.js-plotly-plot .main-svg').length >= n"
+# Every text plotly draws, by kind (axis titles, ticks, titles, legend, colorbars, annotations).
+FONTS = """() => [...document.querySelectorAll('.js-plotly-plot .main-svg text')].map(t => ({
+  kind: (t.getAttribute('class') || '') + ' ' + (t.closest('g[class]')?.getAttribute('class') || ''),
+  px: parseFloat(getComputedStyle(t).fontSize), text: t.textContent}))"""
+CUT = """() => [...document.querySelectorAll([
+    '[data-testid="stWidgetLabel"]', '[data-testid="stSidebarNavLink"] span', '.stMarkdownEllipsis',
+    '[data-testid="stMultiSelect"] [data-tag] > span', '[data-testid="stPageLink"] a', '[data-testid="stPageLink"] p',
+    'h1', 'h2', 'h3'].join(','))]
+  .filter(e => e.offsetParent !== null && e.scrollWidth > e.clientWidth + 1)
+  .map(e => `${e.textContent.trim().slice(0, 40)}: ${e.scrollWidth} > ${e.clientWidth}`)"""
+ZOOMED = """sel => [...document.querySelectorAll(sel)].map(e => {
+  const box = e.closest('[data-testid="stElementContainer"]');
+  const column = box.parentElement.getBoundingClientRect(), own = box.getBoundingClientRect();
+  return {zoom: getComputedStyle(box).zoom, inside: own.right <= column.right + 1};
+})"""
+# The badge's text, read each time the script starts running (a rerun may be too quick to poll).
+ARM_BADGE = """() => { window.__badges = [];
+  new MutationObserver(() => { const app = document.querySelector('[data-testid="stApp"]');
+    if (app.getAttribute('data-test-script-state') === 'running')
+      window.__badges.push(getComputedStyle(app, '::after').content); })
+  .observe(document.body, {subtree: true, attributes: true, attributeFilter: ['data-test-script-state']}); }"""
+
+
+@pytest.fixture(scope="module")
+def server():
+    with streamlit_server() as url:
+        yield url
+
+
+def _projector_on(page, n_plots: int) -> None:
+    page.evaluate(ARM_BADGE)
+    rerun(page, lambda: page.get_by_text("Projector mode").click())
+    page.wait_for_function(PLOTS, arg=n_plots, timeout=120_000)
+    page.wait_for_function("() => [...document.querySelectorAll('.js-plotly-plot .main-svg text')]"
+                           ".every(t => parseFloat(getComputedStyle(t).fontSize) >= 18)", timeout=30_000)
+
+
+def _check_projector(page) -> None:
+    texts = page.evaluate(FONTS)
+    kinds = " ".join(t["kind"] for t in texts)
+    assert all(k in kinds for k in ("xtick", "ytick", "gtitle")), kinds[:300]
+    assert [t for t in texts if t["px"] < 18] == []
+    assert page.evaluate(CUT) == []
+    assert any("Working" in badge for badge in page.evaluate("window.__badges"))
+    assert page.locator('[data-testid="stException"]').count() == 0
+
+
+def _open(page, url: str, n_plots: int) -> None:
+    page.set_viewport_size({"width": 1280, "height": 720})
+    page.goto(url, timeout=60_000)
+    wait_for_idle(page)
+    page.wait_for_function(PLOTS, arg=n_plots, timeout=180_000)
+
+
+def test_projector_mode_on_home(server):
+    with browser_page() as page:
+        _open(page, server, 3)  # MiniLM, SmolLM2 and the ELMo test model
+        _projector_on(page, 3)
+        _check_projector(page)
+        tables = page.evaluate(ZOOMED, '[data-testid="stDataFrame"]')
+        assert tables and all(t["zoom"] == "1.3" and t["inside"] for t in tables)
+        lessons = page.locator(".st-key-ctx_lessons [data-testid='stPageLink'] a")
+        assert lessons.count() >= 5
+
+
+def test_projector_mode_on_the_attention_page(server):
+    with browser_page() as page:
+        _open(page, f"{server}/Attention", 1)
+        page.frame_locator("iframe").first.locator("svg").first.wait_for(state="attached", timeout=60_000)
+        _projector_on(page, 1)
+        _check_projector(page)
+        frames = page.evaluate(ZOOMED, '[data-testid="stIFrame"]')
+        assert frames and all(f["zoom"] == "1.3" for f in frames)
