@@ -67,11 +67,12 @@ def test_the_same_mix_on_a_bert_model(tiny_models):
     assert any("transformer layers" in c.value for c in at.caption)
     assert len([df for df in at.dataframe if "mix" in df.value.columns]) == 2  # both share "bank"
 
-    at.slider(key=f"mix_{folder}_s0").set_value(2.0).run()  # the BERT mix has its own sliders
+    at.slider(key="mix_elmo-tiny-test_s0").set_value(2.0).run()  # ELMo's sliders drive both tabs
     assert not at.exception
+    assert not [k for k in at.slider if k.key.startswith(f"mix_{folder}")]
     elmo_w, bert_w = [df.value[WEIGHTS] for df in at.dataframe if WEIGHTS in df.value.columns]
-    np.testing.assert_allclose(elmo_w, [1 / 3] * 3)
-    np.testing.assert_allclose(bert_w, np.exp([2.0, 0, 0]) / np.exp([2.0, 0, 0]).sum())
+    np.testing.assert_allclose(elmo_w, np.exp([2.0, 0, 0]) / np.exp([2.0, 0, 0]).sum())
+    np.testing.assert_allclose(bert_w, elmo_w)  # three layers each: the same s
 
 
 def test_unavailable_real_elmo_offline_is_a_clear_error(monkeypatch, tmp_path):

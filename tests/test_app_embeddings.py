@@ -195,7 +195,7 @@ def test_contextuality_corpus_runs_on_button(tiny_models):
     table = _frame(at, "self_similarity_adj")
     assert table.groupby("model").size().to_dict() == {folder: 3, "elmo-tiny-test": 3}
     assert (table["n_types"] > 0).all()
-    assert any("What the paper found" in m.value for m in at.markdown)
+    assert "What the paper found" in [e.label for e in at.expander]
     assert any("anisotropic" in m.value for m in at.markdown)
     assert len(_charts(at)) == 2  # raw and baseline-adjusted
     labels = [b.label for b in at.get("download_button")]

@@ -22,7 +22,6 @@ from ctxlens.figures.bertviz_html import (
     MAX_SVG_LINES,
     head_view_html,
     model_view_html,
-    neuron_view_fits,
     neuron_view_height,
     neuron_view_html,
     neuron_view_unavailable_reason,
@@ -39,7 +38,17 @@ from ui import chrome, inputs, pickers, running
 
 MAX_IFRAME_HEIGHT = 1000  # taller views scroll inside their frame
 GRID_CELLS = 1_000_000  # heads × T² above this: the all-heads grid (≈ 13 B a cell) waits for a click
-FEW_HEADS = 4  # bertviz heads pre-selected when all of them would draw too many lines
+FEW_HEADS = 4  # model-view heads pre-selected when all of them would draw too many lines
+SINKS_HELP = (
+    "Much attention goes to [CLS]/[SEP]/BOS-like special tokens as a no-op. Removing them sets those "
+    "key columns to 0 and re-normalises each row over the remaining tokens (a GPT-2-style model "
+    "without BOS uses its first real word as the sink, which stays)."
+)
+MERGE_HELP = (
+    "A word's weight as a key is the sum over its pieces (attention to any piece goes to the word); "
+    "as a query it is the mean over its pieces (each piece is one view of where the word looks). "
+    "Special tokens are dropped, so merged rows sum to less than 1 unless sinks are removed."
+)
 
 chrome.page_setup("Attention")
 st.title("Who attends to whom?")
@@ -60,22 +69,22 @@ text, second = inputs.require_pair(text, second)
 
 
 # Kept in the library's one byte-bounded cache, per analysis input, so moving a slider does
-# not recompute statistics or rebuild megabytes of bertviz HTML.
-def cached_head_view(ident, layer, heads, layers, record):
-    return cached(("head_view", ident, layer, heads, layers),
-                  lambda: head_view_html(record, layer=layer, heads=list(heads), layers=list(layers)))
+# not recompute statistics or rebuild megabytes of bertviz HTML. Every view is built for the
+# page's Layer and Head (bertviz's own menus are hidden or fixed), so one control drives all.
+def cached_head_view(ident, layer, head, drop_sinks, record):
+    return cached(("head_view", ident, layer, head, drop_sinks),
+                  lambda: head_view_html(record, layer=layer, heads=[head], layers=[layer], drop_sinks=drop_sinks))
 
 
-def cached_model_view(ident, layers, heads, record):
-    return cached(("model_view", ident, layers, heads),
-                  lambda: model_view_html(record, layers=list(layers), heads=list(heads)))
+def cached_model_view(ident, layers, heads, opened, drop_sinks, record):
+    return cached(("model_view", ident, layers, heads, opened, drop_sinks),
+                  lambda: model_view_html(record, layers=list(layers), heads=list(heads), opened=opened,
+                                          drop_sinks=drop_sinks))
 
 
 def cached_neuron_view(ident, layer, head, record):
-    # A long input carries one head: the key then names it (else every head is in the page).
-    picked = (layer, head) if not neuron_view_fits(record) else None
-    return cached(("neuron_view", ident, picked),
-                  lambda: neuron_view_html(record, layer=layer, head=head))
+    return cached(("neuron_view", ident, layer, head),
+                  lambda: neuron_view_html(record, layer=layer, head=head, every_head=False))
 
 
 def tokenization_note(key: str, record) -> str:
@@ -109,7 +118,8 @@ def prepare(att, record, drop_sinks: bool, merge: bool):
 
 
 def default_bertviz_heads(record) -> list[int]:
-    """All heads when one layer of them fits under MAX_SVG_LINES, else the first few that fit."""
+    """The model view's heads: all when one layer of them fits under MAX_SVG_LINES, else the
+    first few that fit."""
     fit = MAX_SVG_LINES // max(1, record.n_tokens**2)
     return list(range(record.n_heads if record.n_heads <= fit else max(1, min(FEW_HEADS, fit))))
 
@@ -140,19 +150,13 @@ def show_model(key: str, record, ident) -> None:
     c_layer, c_head, c_sinks, c_merge = st.columns([2, 2, 3, 3], vertical_alignment="bottom")
     layer = c_layer.selectbox("Layer", range(n_layers), index=n_layers // 2, key=f"att_layer_{key}")
     head = c_head.selectbox("Head", range(n_heads), key=f"att_head_{key}")
-    drop_sinks = c_sinks.toggle("Remove special-token sinks (and re-normalise)", key=f"att_sinks_{key}")
-    merge = c_merge.toggle("Merge sub-words into words", key=f"att_merge_{key}")
-    st.caption(
-        "These two toggles change the heatmap and line tabs. **Sinks**: much attention goes to "
-        "[CLS]/[SEP]/BOS-like special tokens as a no-op; removing them sets those key columns to 0 "
-        "and re-normalises each row over the remaining tokens (a GPT-2-style model without BOS "
-        "uses its first real word as the sink, which stays). **Merging**: a word's weight as a key "
-        "is the **sum** over its pieces (attention to any piece goes to the word); as a query it is "
-        "the **mean** over its pieces (each piece is one view of where the word looks). Special "
-        "tokens are dropped, so merged rows sum to less than 1 unless sinks are removed."
-    )
+    drop_sinks = c_sinks.toggle("Remove special-token sinks", key=f"att_sinks_{key}", help=SINKS_HELP)
+    merge = c_merge.toggle("Merge sub-words into words", key=f"att_merge_{key}", help=MERGE_HELP)
+    st.caption("Layer, Head and the sinks toggle drive every view below, bertviz's included (its "
+               "neuron view shows the raw scores); merging changes the heatmap and line tabs.")
     head_att, labels = prepare(record.attention(layer, head), record, drop_sinks, merge)
     head_title = f"layer {layer}, head {head}"
+    sinks_note = ", special-token sinks removed" if drop_sinks else ""
 
     tabs = st.tabs([
         "bertviz head view", "bertviz model view", "bertviz neuron view", "All heads of a layer",
@@ -166,37 +170,36 @@ def show_model(key: str, record, ident) -> None:
             chrome.chart(st, head_heatmap(head_att, labels, causal=causal, title=head_title),
                          key=f"att_hv_fallback_{key}")
         else:
-            # Every layer when the whole model is small, else just the picked one (smaller page).
-            layers = range(n_layers) if svg_line_count(record, "model") <= MAX_SVG_LINES else [layer]
-            st.caption("Hover a token to see its attention; double-click a head's colour to show only it."
+            st.caption(f"{head_title}{sinks_note}. Hover a token to see its attention; click a colour "
+                       "to add that head, double-click it to show only it."
                        + (" Pair: the menu filters sentence A / B." if record.text_pair else ""))
-            html = cached_head_view(ident, layer, tuple(default_bertviz_heads(record)), tuple(layers), record)
+            html = cached_head_view(ident, layer, head, drop_sinks, record)
             frame(html, suggested_height(record, "head"), f"bertviz head view of {key}")
     with tabs[1]:
         fitting = default_bertviz_heads(record)
         # Keyed by the default too: a longer text resets the choice to heads that fit.
-        heads = st.multiselect("Heads in the model view", range(n_heads), default=fitting,
-                               key=f"att_mv_heads_{key}_{len(fitting)}")
+        picked = st.multiselect("Heads in the model view", range(n_heads), default=fitting,
+                                key=f"att_mv_heads_{key}_{len(fitting)}", help="The Head above is always in.")
+        heads = sorted({*picked, head})
         all_layers = list(range(n_layers))
         layers = all_layers if svg_line_count(record, "model", all_layers, heads) <= MAX_SVG_LINES else [layer]
         lines = svg_line_count(record, "model", layers, heads)
-        if not heads:
-            st.info("Pick at least one head.")
-        elif lines > MAX_SVG_LINES:
+        if lines > MAX_SVG_LINES:
             too_many_lines("model view", lines, "pick fewer heads, or shorten the text")
             chrome.chart(st, head_heatmap(head_att, labels, causal=causal, title=head_title),
                          key=f"att_mv_fallback_{key}")
         else:
             if len(layers) < n_layers:
                 st.caption(f"Long input: only layer {layer} is drawn (pick the layer above).")
-            html = cached_model_view(ident, tuple(layers), tuple(heads), record)
+            st.caption(f"Every layer × head{sinks_note}; {head_title} opens enlarged. Click a "
+                       "thumbnail to enlarge it instead.")
+            html = cached_model_view(ident, tuple(layers), tuple(heads), (layer, head), drop_sinks, record)
             frame(html, suggested_height(record, "model", layers), f"bertviz model view of {key}")
     with tabs[2]:
         if supports_neuron_view(record):
-            st.caption("One head's query and key vectors (blue positive, orange negative). Hover a "
-                       "token on the left, then click the ⊕ to see q × k and the softmax for it.")
-            if not neuron_view_fits(record):
-                st.caption(f"Long input: only layer {layer}, head {head} is loaded (pick them above).")
+            st.caption(f"The query and key vectors of {head_title} (blue positive, orange negative), "
+                       "with raw attention (sinks kept). Hover a token on the left, then click the ⊕ "
+                       "to see q × k and the softmax for it.")
             frame(cached_neuron_view(ident, layer, head, record), neuron_view_height(record),
                   f"bertviz neuron view of {key}")
         else:

@@ -105,23 +105,24 @@ for model in done:
         st.caption(f"{model} has random weights: its curves show the mechanics, not a trained model.")
 
 frame = pd.concat(done.values(), ignore_index=True)
-plots, findings = st.columns([5, 2])
-with plots:
-    raw, adjusted = st.tabs(["Raw cosines", "Minus the anisotropy baseline"])
-    for tab, adjust in ((raw, False), (adjusted, True)):
-        # A short axis title: the full one overlaps its neighbours in three narrow panels.
-        figure = contextuality_lines(frame, adjusted=adjust).update_xaxes(title_text="relative depth")
-        chrome.chart(tab, figure, key=f"cx_lines_{adjust}", width="stretch")
-    st.caption("Relative depth: 0 = the embedding layer, 1 = the last layer, so models of "
-               "different depth share one axis. Hover a point for its layer.")
-    no_types = [m for m, r in done.items() if r["n_types"].iloc[0] == 0]
-    if no_types:
-        st.warning(f"No word occurs in {MIN_OCCURRENCES} or more of these sentences, so self-similarity "
-                   f"is empty for {', '.join(no_types)}: add sentences that share words.")
-with findings:
-    with st.container(border=True):
-        st.markdown("**What the paper found**")
-        st.markdown(PAPER_FINDINGS)
+# Full width, two panels to a row: three side by side beside the findings were too narrow to read.
+raw, adjusted = st.tabs(["Raw cosines", "Minus the anisotropy baseline"])
+for tab, adjust in ((raw, False), (adjusted, True)):
+    chrome.chart(tab, contextuality_lines(frame, adjusted=adjust, height=340, cols=2),
+                 key=f"cx_lines_{adjust}", width="stretch")
+st.markdown(
+    "- **Relative depth**: 0 = the embedding layer, 1 = the last layer, so models of different "
+    "depth share one axis. Hover a point for its layer.\n"
+    "- **Lower self-similarity** = more contextual: a word's vectors differ more between sentences.\n"
+    "- **Read against the baseline**: two random words already have a positive cosine (anisotropy); "
+    "the second tab subtracts it."
+)
+no_types = [m for m, r in done.items() if r["n_types"].iloc[0] == 0]
+if no_types:
+    st.warning(f"No word occurs in {MIN_OCCURRENCES} or more of these sentences, so self-similarity "
+               f"is empty for {', '.join(no_types)}: add sentences that share words.")
+with st.expander("What the paper found"):
+    st.markdown(PAPER_FINDINGS)
 
 st.dataframe(frame, hide_index=True, width="stretch")
 st.download_button("Download the table (CSV)", frame.to_csv(index=False), file_name="contextuality.csv",

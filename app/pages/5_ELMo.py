@@ -1,6 +1,7 @@
 """ELMo's three layers: each word's vector per layer, the same word across sentences, and
 the scalar mix that a task learns over the layers (also applied to a BERT/GPT model)."""
 
+import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
@@ -117,6 +118,14 @@ def mix_controls(key: str, n_states: int) -> tuple[list[float], float]:
     return [st.session_state[k] for k in s_keys], st.session_state[f"{prefix}_gamma"]
 
 
+def carried_mix(mix: tuple[list[float], float], n_states: int) -> tuple[list[float], float]:
+    """ELMo's mix for a model with `n_states` layers: each s_j read off ELMo's s at the same
+    relative depth (linear between ELMo's layers), γ as is. The same layer count gives the same
+    s; "top layer only" stays the top layer, "equal weights" stays equal."""
+    s, gamma = mix
+    return np.interp(np.linspace(0, 1, n_states), np.linspace(0, 1, len(s)), s).tolist(), gamma
+
+
 def sentence_picker(sentences: list[str]) -> int:
     """The index of the sentence to look at, following it while the sentences are edited.
 
@@ -138,13 +147,16 @@ def sentence_picker(sentences: list[str]) -> int:
     return labels.index(label)
 
 
-def show_model(key: str, sentences: list[str], chosen: int, pooling: str, device: str) -> None:
+def show_model(key: str, sentences: list[str], chosen: int, pooling: str, device: str,
+               elmo_mix: tuple[list[float], float] | None = None) -> tuple[list[float], float] | None:
+    """One model's views; returns its mix. elmo_mix: the comparison model takes ELMo's mix
+    (carried_mix) instead of sliders of its own."""
     lm = running.load_model(key, device)
     if lm is None:
-        return
+        return None
     records = [running.analyze(key, s, None, device) for s in sentences]
     if any(r is None for r in records):
-        return
+        return None
     elmo = is_elmo(lm.spec)
     st.caption(
         "Layer 0: character-CNN token vector, the same for a word in any sentence. Layers 1-2: "
@@ -155,7 +167,14 @@ def show_model(key: str, sentences: list[str], chosen: int, pooling: str, device
     )
 
     st.subheader("Scalar mix: γ · Σ_j softmax(s)_j · h_j")
-    s, gamma = mix_controls(key, records[0].hidden_states.shape[0])
+    n_states = records[0].hidden_states.shape[0]
+    if elmo_mix is None:
+        s, gamma = mix_controls(key, n_states)
+    else:
+        s, gamma = carried_mix(elmo_mix, n_states)
+        st.caption(f"ELMo's mix, set in its tab, carried by relative depth: layer j of 0…{n_states - 1} "
+                   f"takes ELMo's s at depth j/{n_states - 1} (a straight line between ELMo's "
+                   f"{len(elmo_mix[0])} layers); γ is the same.")
     st.dataframe(mix_table(s, gamma), hide_index=True, width="stretch",
                  column_config={c: st.column_config.NumberColumn(format="%.3f")
                                 for c in ("s_j", "weight softmax(s)_j", "γ · weight")})
@@ -172,17 +191,18 @@ def show_model(key: str, sentences: list[str], chosen: int, pooling: str, device
     st.subheader(f"The same word in the other sentences (sentence {chosen + 1})")
     if len(sentences) < 2:
         st.info("Type a second sentence (one per line) to compare words across sentences.")
-        return
+        return s, gamma
     table = cross_sentence_table(cross_sentence_word_cosines(stacks, sentence=chosen), chosen)
     if table.empty:
         st.info("No repeated words: this sentence shares no word (ignoring case) with the others.")
-        return
+        return s, gamma
     st.caption(
         "Cosine between this word's vector and the same word (ignoring case) elsewhere, per "
         "layer. At ELMo's layer 0 an identically spelt word gives 1: no context yet."
     )
     st.dataframe(table, width="stretch",
                  column_config={c: st.column_config.NumberColumn(format="%.3f") for c in table.columns})
+    return s, gamma
 
 
 chrome.page_setup("ELMo")
@@ -223,6 +243,8 @@ chosen = sentence_picker(sentences)
 if compare is None:
     show_model(model, sentences, chosen, pooling, device)
 else:
-    for tab, key in zip(st.tabs([model, f"{compare} (same mix)"]), (model, compare)):
-        with tab:
-            show_model(key, sentences, chosen, pooling, device)
+    elmo_tab, compare_tab = st.tabs([model, f"{compare} (same mix)"])
+    with elmo_tab:
+        mix = show_model(model, sentences, chosen, pooling, device)
+    with compare_tab:  # ELMo's mix; sliders of its own only when ELMo could not run
+        show_model(compare, sentences, chosen, pooling, device, elmo_mix=mix)

@@ -127,9 +127,10 @@ def generation_section(lm, prompt: str) -> None:
 def lens_section(lm, text: str) -> None:
     st.markdown(
         "The **logit lens** applies the model's final norm and output head to every layer's "
-        "hidden state, as if the model stopped there. A row is an input token; its cells show "
-        "the guess for the **next** token at each layer. Colour: the probability, at that "
-        "layer, of what the last layer predicts; the last column is the model's real prediction."
+        "hidden state, as if the model stopped there. A row is an input token, ending with "
+        "the model's real guess for the **next** token (→); its cells show each layer's own guess "
+        "(hover for the numbers). Colour: the probability, at that layer, of what the last "
+        "layer predicts; the last column is the model's real prediction."
     )
     value = st.radio("Colour", ["final_prob", "top_prob"], horizontal=True, key="nt_lens_value",
                      format_func={"final_prob": "P(final prediction)", "top_prob": "P(layer's own top token)"}.get)

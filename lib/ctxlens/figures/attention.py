@@ -22,6 +22,7 @@ MASKED_BACKGROUND = "#d0d0d0"  # causal-mask cells are NaN gaps over this grey
 _COLORSCALE = "Blues"
 _LINE_RGB = "31, 119, 180"
 _LINE_LEVELS = 5  # line opacities are quantised to this many traces
+GRID_TICKS = 16  # token labels per axis of the all-heads grid; more tokens show every k-th
 
 
 def axis_labels(tokens: Sequence[str]) -> list[str]:
@@ -101,14 +102,24 @@ def layer_heads_grid(
     )
     for h in range(n_heads):
         fig.add_trace(_heatmap(z_all[h], labels, coloraxis="coloraxis"), row=h // cols + 1, col=h % cols + 1)
-    # Tick labels do not fit in small panels; hover names the tokens instead.
-    fig.update_xaxes(type="category", showticklabels=False, showgrid=False)
-    fig.update_yaxes(type="category", showticklabels=False, showgrid=False, autorange="reversed")
+    # Token labels on the outer edges only (queries left, keys under each column's last
+    # panel), small and thinned: a panel is about 180 px for all its tokens.
+    ticks = {"type": "category", "tickvals": labels[:: math.ceil(len(labels) / GRID_TICKS)],
+             "tickfont": {"size": 9}, "ticks": "", "showgrid": False}
+    fig.update_xaxes(showticklabels=False, tickangle=-60, **ticks)
+    fig.update_yaxes(showticklabels=False, autorange="reversed", **ticks)
+    for h in range(n_heads):
+        row, col = h // cols + 1, h % cols + 1
+        if h + cols >= n_heads:  # no panel below it
+            fig.update_xaxes(showticklabels=True, row=row, col=col)
+        if col == 1:
+            fig.update_yaxes(showticklabels=True, row=row, col=col)
     fig.update_layout(
         title={"text": f"layer {layer}: all heads"} if layer is not None else None,
         coloraxis={"colorscale": _COLORSCALE, "cmin": 0.0, "cmax": _zmax(z_all)},
         plot_bgcolor=MASKED_BACKGROUND,
-        height=80 + 220 * rows,
+        height=140 + 240 * rows,
+        margin={"b": 110},  # the rotated key labels
     )
     return fig
 

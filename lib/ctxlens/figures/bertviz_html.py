@@ -22,6 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..analysis.attention import drop_special_sinks
 from ..record import ATTN, KEY, QUERY, Analysis, Family
 
 _CSP = (
@@ -108,10 +109,11 @@ class _BertvizLayers:
     """bertviz's attention input, a sequence of [1, H, T, T] tensors, that fetches from the
     device only what the view draws: the `layers` it includes and, for the model view, the
     `heads` it includes (the others are zeros bertviz drops). A layer not drawn is an empty
-    stand-in: bertviz reads only its head count. Rounded float64, so the JSON holds "0.123"."""
+    stand-in: bertviz reads only its head count. Rounded float64, so the JSON holds "0.123".
+    drop_sinks: special-token key columns zeroed and rows re-normalised, as in the heatmaps."""
 
-    def __init__(self, record: Analysis, decimals: int, layers=None, heads=None):
-        self.record, self.decimals = record, decimals
+    def __init__(self, record: Analysis, decimals: int, layers=None, heads=None, drop_sinks=False):
+        self.record, self.decimals, self.drop_sinks = record, decimals, drop_sinks
         self.layers = None if layers is None else set(layers)
         self.heads = None if heads is None else sorted(heads)
 
@@ -129,13 +131,15 @@ class _BertvizLayers:
         else:
             att = np.zeros((n_heads, n, n))
             att[self.heads] = self.record.attention(layer, self.heads)
+        if self.drop_sinks:
+            att = drop_special_sinks(att, self.record.special_mask)
         return torch.from_numpy(np.round(att.astype(np.float64), self.decimals)[None])
 
 
-def _attention_tensors(record: Analysis, decimals: int, layers=None, heads=None):
+def _attention_tensors(record: Analysis, decimals: int, layers=None, heads=None, drop_sinks=False):
     if not record.has_attention:
         raise ValueError(f"{record.family.label} models have no attention to show")
-    return _BertvizLayers(record, decimals, layers, heads)
+    return _BertvizLayers(record, decimals, layers, heads, drop_sinks)
 
 
 def sentence_b_start(record: Analysis) -> int | None:
@@ -151,7 +155,7 @@ def _bertviz_body(view_fn, record: Analysis, decimals: int, drawn: dict, **kwarg
 
     bertviz splices json.dumps(params) into its JS unescaped; placeholders keep user text
     out of that step entirely. drawn: the layers (and heads) the view includes, so only they
-    are fetched from the device.
+    are fetched from the device, and drop_sinks.
     """
     marker = f"ctxlens-{uuid.uuid4().hex}-"
     placeholders = [f"{marker}{i}" for i in range(record.n_tokens)]
@@ -187,18 +191,32 @@ def head_view_html(
     layer: int | None = None,
     heads: list[int] | None = None,
     layers: list[int] | None = None,
+    drop_sinks: bool = False,
     decimals: int = 3,
 ) -> str:
     """bertviz head view of the record's attention as a full offline HTML page.
 
     layer: layer selected at first; heads: heads selected at first (all by default);
-    layers: the layers included at all (fewer layers, smaller page).
+    layers: the layers included at all (fewer layers, smaller page). With one layer, bertviz's
+    layer menu is hidden: the page's own Layer control picks it, and two menus fall out of step.
+    drop_sinks: attention without special-token sinks, re-normalised.
     """
     from bertviz import head_view
 
-    body = _bertviz_body(head_view, record, decimals, {"layers": layers}, layer=layer, heads=heads,
-                         include_layers=layers)
+    body = _bertviz_body(head_view, record, decimals, {"layers": layers, "drop_sinks": drop_sinks},
+                         layer=layer, heads=heads, include_layers=layers)
+    if layers is not None and len(layers) == 1:
+        body = _hide_once(body, _HEAD_LAYER_MENU, '<select id="layer" hidden></select>')
     return _page(body, "white")
+
+
+_HEAD_LAYER_MENU = 'Layer: <select id="layer"></select>'  # bertviz's head view template
+
+
+def _hide_once(body: str, markup: str, replacement: str) -> str:
+    if body.count(markup) != 1:  # a bertviz upgrade changed its template
+        raise RuntimeError(f"bertviz's page no longer holds {markup!r} once")
+    return body.replace(markup, replacement)
 
 
 def model_view_html(
@@ -207,16 +225,35 @@ def model_view_html(
     layers: list[int] | None = None,
     heads: list[int] | None = None,
     display_mode: str = "light",
+    drop_sinks: bool = False,
+    opened: tuple[int, int] | None = None,
     decimals: int = 3,
 ) -> str:
-    """bertviz model view (every layer × head thumbnail) as a full offline HTML page."""
+    """bertviz model view (every layer × head thumbnail) as a full offline HTML page.
+
+    opened=(layer, head): that thumbnail's enlarged view is open at first, when the view
+    includes it. drop_sinks: attention without special-token sinks, re-normalised.
+    """
     from bertviz import model_view
 
     body = _bertviz_body(
-        model_view, record, decimals, {"layers": layers, "heads": heads},
+        model_view, record, decimals, {"layers": layers, "heads": heads, "drop_sinks": drop_sinks},
         include_layers=layers, include_heads=heads, display_mode=display_mode,
     )
+    shown_layers = list(range(record.n_layers)) if layers is None else list(layers)
+    shown_heads = list(range(record.n_heads)) if heads is None else list(heads)
+    if opened is not None and opened[0] in shown_layers and opened[1] in shown_heads:
+        body += _open_thumbnail(shown_layers.index(opened[0]), shown_heads.index(opened[1]))
     return _page(body, "white" if display_mode == "light" else "black")
+
+
+def _open_thumbnail(row: int, column: int) -> str:
+    """A click on a model-view thumbnail (row, column of the drawn grid) opens its detail;
+    this clicks it once bertviz has drawn (its script ran just before, synchronously)."""
+    return _inline_script(
+        f'(function () {{ var frame = document.getElementById("attn_background_{row}_{column}");\n'
+        "  if (frame) { frame.parentNode.lastElementChild.dispatchEvent(new MouseEvent('click')); }\n})();"
+    )
 
 
 def svg_line_count(record: Analysis, view: str, layers: list[int] | None = None,
@@ -311,13 +348,14 @@ def neuron_view_fits(record: Analysis) -> bool:
 
 
 def neuron_view_html(record: Analysis, queries=None, keys=None, layer: int | None = None,
-                     head: int | None = None, decimals: int = 3) -> str:
+                     head: int | None = None, decimals: int = 3, every_head: bool = True) -> str:
     """bertviz neuron view (one head's query and key vectors) as a full offline HTML page.
 
     queries, keys: [L, H, T, d] for the same text as the record; by default the record's own
     "q" / "k", fetched one head at a time. bertviz's own neuron_view.show needs its bundled model classes,
-    so here its page is assembled from our arrays and its neuron_view.js. A long input
-    (see neuron_view_fits) carries only the given layer and head, with the menus fixed on them.
+    so here its page is assembled from our arrays and its neuron_view.js. A long input (see
+    neuron_view_fits), or every_head=False (a page whose own controls pick the head), carries
+    only the given layer and head, with the menus fixed on them.
     """
     if not record.has_attention:
         raise ValueError(f"{record.family.label} models have no attention to show")
@@ -332,7 +370,7 @@ def neuron_view_html(record: Analysis, queries=None, keys=None, layer: int | Non
         raise RuntimeError("bertviz's neuron_view.js still names a network address")
     vis_id = f"bertviz-{uuid.uuid4().hex}"
     layer, head = layer or 0, head or 0
-    only = None if neuron_view_fits(record) else (layer, head)
+    only = None if every_head and neuron_view_fits(record) else (layer, head)
     menu = "" if only is None else " disabled"
     params = {
         "attention": _neuron_attention(record, queries, keys, decimals, only),

@@ -92,11 +92,15 @@ def sense_scatter(
     return fig
 
 
-def _lines(frame: pd.DataFrame, panels: list[tuple[str, str]], height: int) -> go.Figure:
-    """One subplot per column in `panels`, one line per model over relative depth."""
-    fig = make_subplots(rows=1, cols=len(panels), subplot_titles=[t for _, t in panels])
+def _lines(frame: pd.DataFrame, panels: list[tuple[str, str]], height: int, cols: int | None = None) -> go.Figure:
+    """One subplot per column in `panels`, `cols` to a row (default: one row), one line per
+    model over relative depth. height: of one row of panels."""
+    cols = cols or len(panels)
+    n_rows = -(-len(panels) // cols)
+    fig = make_subplots(rows=n_rows, cols=cols, subplot_titles=[t for _, t in panels],
+                        vertical_spacing=0.22, horizontal_spacing=0.1)
     colors = _model_colors(frame["model"].tolist())
-    for col, (column, title) in enumerate(panels, start=1):
+    for i, (column, title) in enumerate(panels):
         for model, color in colors.items():
             rows = frame[frame["model"] == model].sort_values("relative_depth")
             fig.add_trace(
@@ -108,17 +112,17 @@ def _lines(frame: pd.DataFrame, panels: list[tuple[str, str]], height: int) -> g
                     line=dict(color=color),
                     name=safe_label(model),
                     legendgroup=model,
-                    showlegend=col == 1,
+                    showlegend=i == 0,
                     hovertemplate=(
                         f"{safe_label(model)}<br>layer %{{customdata}}<br>{title}: %{{y:.3f}}"
                         "<extra></extra>"
                     ),
                 ),
-                row=1,
-                col=col,
+                row=i // cols + 1,
+                col=i % cols + 1,
             )
     fig.update_xaxes(title_text=DEPTH_TITLE, range=[-0.03, 1.03])
-    fig.update_layout(height=height, legend_title_text="model", margin=dict(t=60, l=40, r=20, b=40))
+    fig.update_layout(height=height * n_rows, legend_title_text="model", margin=dict(t=60, l=40, r=20, b=40))
     return fig
 
 
@@ -153,14 +157,21 @@ def separation_lines(
 
 
 def contextuality_lines(
-    frame: pd.DataFrame, adjusted: bool = False, height: int = 380
+    frame: pd.DataFrame, adjusted: bool = False, height: int = 380, cols: int | None = None
 ) -> go.Figure:
     """Ethayarajh's measures over relative depth, one line per model.
 
     frame: contextuality_report outputs concatenated. adjusted=True shows the measures
-    minus the anisotropy baseline.
+    minus the anisotropy baseline. cols: panels to a row (default: all in one).
     """
-    return _lines(frame, _CONTEXT_PANELS[adjusted], height)
+    return _lines(frame, _CONTEXT_PANELS[adjusted], height, cols)
+
+
+def cosine_floor(matrix: np.ndarray) -> float:
+    """The lowest off-diagonal value (the diagonal is 1), a little under 1 when all are 1."""
+    off = np.asarray(matrix, dtype=np.float64)[~np.eye(len(matrix), dtype=bool)]
+    off = off[np.isfinite(off)]
+    return min(float(off.min()), 0.99) if off.size else 0.0
 
 
 def cosine_heatmap(
@@ -169,17 +180,21 @@ def cosine_heatmap(
     """The [N, N] cosine matrix (already grouped by sense, see polysemy.cosine_matrix),
     with lines between senses and the sense names at the middle of each block.
 
-    senses: the sense of each row, in the matrix's order.
+    senses: the sense of each row, in the matrix's order. The colours span the data shown
+    (lowest off-diagonal cosine to 1): contextual vectors are all alike (cosines ≥ 0.5 are
+    usual), so a −1…1 scale would paint every cell the same.
     """
     labels = [f"{i}: {safe_label(s)}" for i, s in enumerate(senses)]  # unique, or rows would merge
+    low = cosine_floor(matrix)
     fig = go.Figure(
         go.Heatmap(
             z=matrix,
             x=labels,
             y=labels,
-            colorscale="RdBu",
-            reversescale=True,
-            zmid=0,
+            colorscale="Viridis",
+            zmin=low,
+            zmax=1.0,
+            colorbar={"title": {"text": f"cosine<br>{low:.2f} to 1"}},
             hovertemplate="%{y}<br>%{x}<br>cosine %{z:.3f}<extra></extra>",
         )
     )

@@ -26,6 +26,9 @@ if TYPE_CHECKING:  # result types only: figures never run a method
 from .basic import safe_label
 
 _CELL_TEXT_LIMIT = 600  # above this many heatmap cells, tokens show on hover only
+LENS_PLOT_PX = 760  # the lens's plot width in a wide page at 1400 px: what a cell's text gets
+_CELL_FONT = 13
+_MIN_CELL_CHARS = 4  # a cell that would show fewer characters of its token shows none
 
 
 def _indexed(tokens: Sequence[str], indices: Sequence[int] | None = None) -> list[str]:
@@ -51,32 +54,46 @@ def top_k_bars(fillers: Sequence[Filler], title: str = "") -> go.Figure:
     return fig
 
 
+def _cell_text(tokens: Sequence[Sequence[str]], n_columns: int) -> list[list[str]] | None:
+    """The tokens as cell text, cut to what a cell of the lens holds at _CELL_FONT px; None
+    when a cell holds fewer than _MIN_CELL_CHARS characters (hover still names the token)."""
+    fit = int(LENS_PLOT_PX / n_columns / (0.6 * _CELL_FONT)) - 1  # a glyph is about 0.6 em
+    if fit < _MIN_CELL_CHARS:
+        return None
+    # Cut before escaping, so that "&lt;" is never cut in two.
+    return [[safe_label(t if len(t) <= fit else t[: fit - 1] + "…") for t in row] for row in tokens]
+
+
 def logit_lens_heatmap(lens: LogitLens, value: str = "final_prob") -> go.Figure:
     """Positions × layers. value="final_prob": the probability of the final prediction at
     each layer (when the answer emerges); "top_prob": each layer's own top token's
-    probability. Cells show (or hover shows) that layer's top token."""
+    probability. Cells show that layer's top token where it fits (else hover does); each
+    row's label ends with the final prediction."""
     z = {"final_prob": lens.final_prob, "top_prob": lens.top_prob}[value]
-    top = [[safe_label(t) for t in row] for row in lens.top_tokens]
     custom = np.dstack([
-        np.array(top, dtype=object),
+        np.array([[safe_label(t) for t in row] for row in lens.top_tokens], dtype=object),
         np.round(lens.top_prob, 4).astype(object),
         lens.final_rank.astype(object),
         np.array([[safe_label(t)] * z.shape[1] for t in lens.final_tokens], dtype=object),
     ])
-    show_text = z.size <= _CELL_TEXT_LIMIT
+    text = _cell_text(lens.top_tokens, z.shape[1]) if z.size <= _CELL_TEXT_LIMIT else None
+    rows = [f"{label} → {safe_label(final)}"
+            for label, final in zip(_indexed(lens.position_tokens, lens.positions), lens.final_tokens)]
     fig = go.Figure(go.Heatmap(
-        z=z, x=list(range(z.shape[1])), y=_indexed(lens.position_tokens, lens.positions),
+        z=z, x=list(range(z.shape[1])), y=rows,
         zmin=0, zmax=1, colorscale="Viridis", customdata=custom,
-        text=top if show_text else None, texttemplate="%{text}" if show_text else None,
+        text=text, texttemplate="%{text}" if text else None, textfont=dict(size=_CELL_FONT),
+        xgap=1, ygap=1,
         hovertemplate=(
-            "%{y}, layer %{x}<br>top: %{customdata[0]} (%{customdata[1]})"
-            "<br>final %{customdata[3]}: rank %{customdata[2]}, p %{z:.4f}<extra></extra>"
+            "%{y}, layer %{x}<br>top: %{customdata[0]} (%{customdata[1]:.1%})"
+            "<br>final %{customdata[3]}: rank %{customdata[2]}, p %{z:.1%}<extra></extra>"
         ),
         colorbar=dict(title="p"),
     ))
     fig.update_layout(
+        title=None if text else dict(text="hover a cell for that layer's top token", font=dict(size=13)),
         xaxis=dict(title="layer (0 = embeddings)", dtick=1), yaxis=dict(autorange="reversed"),
-        height=120 + 30 * len(lens.positions), margin=dict(l=10, r=10, t=30, b=40),
+        height=140 + 40 * len(lens.positions), margin=dict(l=10, r=10, t=40, b=40),
     )
     return fig
 
