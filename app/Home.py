@@ -7,7 +7,7 @@ import streamlit as st
 from ctxlens.figures.basic import hidden_norm_heatmap, token_table
 from ctxlens.models import catalog as cat
 from ctxlens.models.elmo_catalog import TINY_ELMO_KEY
-from ui import chrome, inputs, pickers, running, state
+from ui import exercise, chrome, inputs, pickers, running, state
 
 EMBEDDED = ["all-MiniLM-L6-v2", "SmolLM2-135M-Instruct"]
 # Home compares the three families at once: the embedded encoder and decoder, and ELMo's tiny
@@ -92,6 +92,7 @@ with st.container(key=chrome.LESSONS_KEY):
             lesson_link(lesson)
 
 device = pickers.device_picker()
+exercise.on_page("Home", device)
 models = pickers.model_picker()
 
 with st.expander("Model status", expanded=False):

@@ -104,3 +104,20 @@ def test_a_shared_link_opens_its_exercise():
     ok(at)
     assert at.selectbox(key="ex_pick").value == "banks"
     assert any("bank" in m.value and "layer" in m.value for m in at.markdown)
+
+
+@pytest.mark.parametrize("page, key", [("1_Attention.py", "prev-head"), ("3_Contextuality.py", "contextual")])
+def test_a_page_offers_its_exercises_behind_a_toggle(page, key):
+    from streamlit.testing.v1 import AppTest
+
+    path = str(Path(PAGE).parent / page)
+    at = AppTest.from_file(path, default_timeout=300).run()
+    ok(at)
+    assert not any(r.key == f"ex_{key}_guess" for r in at.radio)  # nothing runs until asked
+    page_name = E.EXERCISES[key].page
+    at.toggle(key=f"ex_on_{page_name}").set_value(True).run()
+    choice = at.radio(key=f"ex_{key}_guess").options[0]
+    at.radio(key=f"ex_{key}_guess").set_value(choice).run()
+    at.button(key=f"ex_{key}_reveal").click().run()
+    ok(at)
+    assert at.success or any("Not this time" in w.value for w in at.warning)

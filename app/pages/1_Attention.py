@@ -34,7 +34,7 @@ from ctxlens.methods.neurons import supports_neuron_view
 from ctxlens.models import catalog as cat
 from ctxlens.models.registry import get_model
 from ctxlens.record import Family
-from ui import chrome, inputs, pickers, running
+from ui import exercise, chrome, inputs, pickers, running
 
 MAX_IFRAME_HEIGHT = 1000  # taller views scroll inside their frame
 GRID_CELLS = 1_000_000  # heads × T² above this: the all-heads grid (≈ 13 B a cell) waits for a click
@@ -61,6 +61,7 @@ st.markdown(
 )
 
 device = pickers.device_picker()
+exercise.on_page("Attention", device)
 models = pickers.model_picker()
 text, second = inputs.sentence_input("The bank of the river was muddy after the storm.")
 

@@ -33,7 +33,7 @@ from ctxlens.figures.embeddings import (
 )
 from ctxlens.methods.extraction import analyze_all
 from ctxlens.models import catalog as cat
-from ui import chrome, inputs, pickers, running, state, why
+from ui import exercise, chrome, inputs, pickers, running, state, why
 
 MAX_SENTENCES = 300  # a lab, not a corpus run: `ctxlens embed` handles files of any size
 OWN = "(my own sentences)"
@@ -102,6 +102,7 @@ st.markdown(
     "apart, more in some layers than in others."
 )
 device = pickers.device_picker()
+exercise.on_page("Polysemy lab", device)
 models = pickers.model_picker()
 
 left, right = st.columns([1, 2])

@@ -15,7 +15,7 @@ from ctxlens.errors import CtxlensError
 from ctxlens.figures.embeddings import contextuality_lines
 from ctxlens.methods.extraction import analyze_all
 from ctxlens.models import catalog as cat
-from ui import chrome, inputs, pickers, running
+from ui import exercise, chrome, inputs, pickers, running
 
 REPORTS_KEY = "cx_reports"  # (model, device, sentences, pooling) → report, per session
 MAX_REPORTS = 24
@@ -46,6 +46,7 @@ st.markdown(
     f"Only words seen in at least {MIN_OCCURRENCES} sentences count for self-similarity."
 )
 device = pickers.device_picker()
+exercise.on_page("Contextuality", device)
 models = pickers.model_picker()
 
 source = st.radio("Sentences", [CORPUS, OWN], horizontal=True, key="cx_source")

@@ -21,7 +21,7 @@ from ctxlens.methods import registry
 from ctxlens.models import catalog as cat
 from ctxlens.models.elmo_catalog import TINY_ELMO_KEY
 from ctxlens.models.registry import model_status
-from ui import chrome, inputs, pickers, running, state
+from ui import exercise, chrome, inputs, pickers, running, state
 
 MAX_SENTENCES = 12
 DEFAULT_SENTENCES = (
@@ -214,6 +214,7 @@ st.markdown(
 )
 
 device = pickers.device_picker()
+exercise.on_page("ELMo", device)
 prefer_an_elmo(device)
 picked = pickers.model_picker("ELMo model", methods=("elmo-layers",), multi=False)
 compare = comparison_picker()

@@ -21,7 +21,7 @@ from ctxlens.methods import registry  # noqa: F401 - registers the page's method
 from ctxlens.methods.few_shot import few_shot_curve
 from ctxlens.methods.logit_lens import causal_logit_lens
 from ctxlens.methods.next_token import generate_stream, next_tokens
-from ui import chrome, inputs, pickers, running, state, why
+from ui import exercise, chrome, inputs, pickers, running, state, why
 
 DEFAULT_TEXT = "The capital of France is"
 PAGE_METHODS = ("next-token", "surprisal", "generation", "logit-lens", "few-shot")
@@ -172,6 +172,7 @@ st.markdown(
 )
 
 device = pickers.device_picker()
+exercise.on_page("Next token", device)
 picked = pickers.model_picker("Causal language model", methods=PAGE_METHODS, multi=False)
 top_k = st.sidebar.slider("Top k", 1, 30, 10, key="nt_top_k")
 

@@ -6,7 +6,7 @@ import streamlit as st
 from ctxlens.analysis.masking import MASK_PLACEHOLDER
 from ctxlens.methods import registry
 from ctxlens.record import Family
-from ui import chrome, inputs, pickers, running, state, why
+from ui import exercise, chrome, inputs, pickers, running, state, why
 
 # The page's methods; sense attribution (any model with hidden states) lives in the Polysemy lab.
 PAGE_METHODS = (*why.PAGE_METHODS, "sense-attribution")
@@ -78,6 +78,7 @@ st.markdown(
 )
 
 device = pickers.device_picker()
+exercise.on_page("Why?", device)
 prefer_a_model_with_a_head()
 picked = pickers.model_picker("Model", methods=PAGE_METHODS, multi=False)
 key = picked[0]

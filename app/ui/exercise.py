@@ -55,6 +55,14 @@ def exercise_box(key: str, device: str) -> None:
             st.dataframe(p.detail, hide_index=True)
 
 
+def on_page(page: str, device: str) -> None:
+    """The exercises that belong to `page`, behind a toggle: nothing runs until a student asks."""
+    keys = [k for k, e in EXERCISES.items() if e.page == page]
+    if keys and st.toggle("Predict, then reveal: try an exercise on this page", key=f"ex_on_{page}"):
+        for key in keys:
+            exercise_box(key, device)
+
+
 def _available(model: str) -> bool:
     """Exercises run only on models this machine has (offline included); else a message."""
     status = model_status(cat.CATALOG[model])
