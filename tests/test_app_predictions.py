@@ -326,3 +326,11 @@ def test_a_long_text_fills_the_masks_that_were_read_and_says_what_was_cut(tiny_m
     assert len(_charts(at)) == 1
     (warning,) = [w.value for w in at.warning]
     assert "only the first" in warning and "1 [MASK] past the cut are not filled" in warning
+
+
+def test_an_offline_page_without_a_usable_model_leaves_the_sessions_models_alone():
+    """The QA page offline: no QA model can run, so its fallback pick is shown with the
+    page's message but never replaces the models the other pages use."""
+    at = open_page(QA_PAGE, ["all-MiniLM-L6-v2", "SmolLM2-135M-Instruct"], extra=[])
+    assert not at.exception
+    assert at.session_state["ctx_models"] == ["all-MiniLM-L6-v2", "SmolLM2-135M-Instruct"]

@@ -60,7 +60,9 @@ def model_picker(label: str = "Models", methods=None, multi: bool = True) -> lis
     Hugging Face id or local folder the user adds."""
     options = list(cat.CATALOG) if methods is None else registry.models_for(methods)
     options += [k for k in st.session_state[EXTRA_KEY] if k not in options]
-    chosen = [k for k in st.session_state[MODELS_KEY] if k in options] or options[:1]
+    chosen = [k for k in st.session_state[MODELS_KEY] if k in options]
+    fallback = not chosen  # none of the session's models fits: the page offers its first runnable one
+    chosen = chosen or _first_runnable(options)
     if multi:
         picked = st.sidebar.multiselect(label, options, default=chosen, format_func=_option_label)
     else:
@@ -72,11 +74,24 @@ def model_picker(label: str = "Models", methods=None, multi: bool = True) -> lis
                 st.session_state[EXTRA_KEY].append(extra.strip())
             st.session_state[MODELS_KEY] = picked + [extra.strip()]
             st.rerun()
-    # A page that offers only some models keeps the user's picks of the others.
+    # A page that offers only some models keeps the user's picks of the others; a fallback the
+    # machine cannot run is shown (with the page's refusal) but never replaces them.
     others = [k for k in st.session_state[MODELS_KEY] if k not in options]
-    st.session_state[MODELS_KEY] = picked + others
+    if not (fallback and picked == chosen and not all(map(_runnable, picked))):
+        st.session_state[MODELS_KEY] = picked + others
     remember("model", st.session_state[MODELS_KEY])
     return picked
+
+
+def _runnable(key: str) -> bool:
+    """Whether this machine can run `key` (offline, a model that needs a download cannot)."""
+    return key not in cat.CATALOG or model_status(cat.CATALOG[key]).state != "unavailable"
+
+
+def _first_runnable(options: list[str]) -> list[str]:
+    """The default pick when none of the session's models fits a page: the first option this
+    machine can run, else the first option (the page then says what it needs)."""
+    return ([k for k in options if _runnable(k)] or options)[:1]
 
 
 def status_panel(device: str) -> None:
