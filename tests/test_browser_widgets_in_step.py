@@ -25,6 +25,8 @@ def type_into(page, label, text):
 
 def test_lab_slider_shows_the_layer_of_the_charts_after_the_target_changes(server):
     def slider_and_layers():
+        # Plotly draws its titles after the script has finished: wait for one to be drawn.
+        page.locator("text=/layer \\d of \\d/").first.wait_for(timeout=60_000)
         thumb = page.locator('[data-testid="stSliderThumbValue"]')
         return thumb.first.inner_text(), set(re.findall(r"layer \d of \d", page.content()))
 
