@@ -2,6 +2,7 @@
 
 import numpy as np
 import pytest
+import tiny_models as tm  # the module; `tiny_models` is the fixture of folders
 
 from ctxlens.errors import InputError, ModelUnavailable
 from ctxlens.models import catalog as cat
@@ -14,14 +15,7 @@ from ctxlens.record import Family
 
 @pytest.fixture(scope="module")
 def loaded(tiny_models):
-    cache = {}
-
-    def get(kind):
-        if kind not in cache:
-            cache[kind] = load_hf(spec_for(tiny_models[kind]), device="cpu")
-        return cache[kind]
-
-    return get
+    return tm.loader(tiny_models)
 
 
 @pytest.mark.parametrize(
