@@ -19,8 +19,9 @@ from ..backends import architectures as arch
 from ..errors import InputError
 from ..models import catalog as cat
 from .attribution import Subject, _check_model, head_position
-from .registry import check, need, register
-from .targets import TOKEN, Target, score
+from .registry import check, register
+from .common import display_ids
+from .targets import EXPLAINABLE, NSP, QA_END, QA_SPAN, QA_START, TOKEN, Target, score
 
 HEAD, LAYER_HEADS, MLP = "head", "layer-heads", "mlp"
 ROWS_PER_BATCH = 24
@@ -115,7 +116,7 @@ def ablate(lm, subj: Subject, target: Target, knockout: Knockout) -> Ablated:
     """The prediction with and without `knockout` (one batch of two rows)."""
     check("ablation", lm.spec)
     _check_model(lm)
-    values, tops = _run(lm, subj, target, [knockout], whole=True)
+    values, tops = _run(lm, subj, target, [knockout], whole=True, tops=True)
     return Ablated(knockout, target, float(values[0]), float(values[1]), tops[0], tops[1])
 
 
@@ -130,9 +131,10 @@ def head_importance(lm, subj: Subject, target: Target) -> HeadImportance:
 
 
 def _run(lm, subj: Subject, target: Target, knockouts: list[Knockout], whole: bool = False,
-         replay: list | None = None):
-    """(values [B], top outputs per row) of one batch, a row per knockout, after a first row
-    that knocks nothing out when `whole`; `replay`: see `LoadedModel.ablating`."""
+         replay: list | None = None, tops: bool = False):
+    """(values [B], top outputs per row when `tops`, else None) of one batch, a row per
+    knockout, after a first row that knocks nothing out when `whole`; `replay`: see
+    `LoadedModel.ablating`. The heatmap reads values only: no vocabulary softmax per row."""
     keep_heads, keep_mlps = masks(lm, knockouts)
     if whole:
         keep_heads = torch.cat([torch.ones(1, *keep_heads.shape[1:]), keep_heads])
@@ -143,13 +145,11 @@ def _run(lm, subj: Subject, target: Target, knockouts: list[Knockout], whole: bo
     with torch.inference_mode(), lm.ablating(keep_heads, keep_mlps, replay):
         heads = lm.heads(inputs, at=at)
     values = score(heads, [read] * rows, [subj.enc.length] * rows).cpu().numpy()
-    return values, [_top(lm, heads, r, read) for r in range(rows)]
+    return values, [_top(lm, heads, r, read) for r in range(rows)] if tops else None
 
 
 def _top(lm, heads: dict, row: int, target: Target) -> tuple[tuple[str, float], ...]:
     """The most probable outputs of the head the target reads: tokens or classes."""
-    from .common import display_ids
-
     logits = heads[target.head][row].float()
     if target.kind == TOKEN:
         probs = torch.softmax(logits[target.position], -1)
@@ -157,11 +157,11 @@ def _top(lm, heads: dict, row: int, target: Target) -> tuple[tuple[str, float], 
         return tuple(zip(display_ids(lm, top.indices.tolist()), top.values.tolist()))
     if logits.dim() == 2 and target.position is not None:
         logits = logits[target.position]
-    if logits.dim() != 1 or target.kind.startswith("qa"):
+    if logits.dim() != 1 or target.kind in (QA_START, QA_END, QA_SPAN):
         return ()
     probs = torch.softmax(logits, -1)
     names = getattr(lm.model.config, "id2label", {}) or {}
-    labels = ["IsNext", "NotNext"] if target.kind == "nsp" else [str(names.get(i, i)) for i in range(len(probs))]
+    labels = ["IsNext", "NotNext"] if target.kind == NSP else [str(names.get(i, i)) for i in range(len(probs))]
     return tuple(zip(labels, probs.tolist()))
 
 
@@ -170,9 +170,8 @@ def _shape(lm) -> tuple[int, int]:
     return config.num_hidden_layers, config.num_attention_heads
 
 
-_HEADS = need(cat.MLM, cat.NEXT_TOKEN, cat.QA_SPANS, cat.NSP, cat.SEQ_CLASS, cat.TOKEN_CLASS)
 register("ablation", "Ablation", "the prediction with one head, a layer's heads or a layer's MLP knocked out",
-         [cat.ATTENTIONS, _HEADS], ablate)
+         [cat.ATTENTIONS, EXPLAINABLE], ablate)
 register("head-importance", "Head importance by ablation",
-         "every head knocked out in turn: the change in the target's log-probability", [cat.ATTENTIONS, _HEADS],
+         "every head knocked out in turn: the change in the target's log-probability", [cat.ATTENTIONS, EXPLAINABLE],
          head_importance)

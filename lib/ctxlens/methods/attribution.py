@@ -19,11 +19,10 @@ from ..analysis.masking import to_model_text
 from ..backends.hf import Encoded, LoadedModel
 from ..backends.limits import memory_budget_bytes
 from ..errors import InputError
-from ..models import catalog as cat
 from ..record import Analysis, Family
 from ..validate import clean_text
-from .registry import check, need, register
-from .targets import Target, score
+from .registry import check, register
+from .targets import EXPLAINABLE, Target, score
 
 IG, GRAD_X_INPUT, OCCLUSION = "integrated-gradients", "gradient-x-input", "occlusion"
 BASELINES = ("mask", "pad", "zero")  # what integrated gradients starts from, for every non-special token
@@ -273,9 +272,8 @@ def _check_model(lm: LoadedModel) -> None:
 
 
 METHODS = {IG: integrated_gradients, GRAD_X_INPUT: gradient_x_input, OCCLUSION: occlusion}
-_HEADS = need(cat.MLM, cat.NEXT_TOKEN, cat.QA_SPANS, cat.NSP, cat.SEQ_CLASS, cat.TOKEN_CLASS)
 register(IG, "Integrated gradients", "each word's share of the prediction, integrated from a baseline input",
-         [_HEADS], integrated_gradients, baseline=None, steps=DEFAULT_STEPS)
+         [EXPLAINABLE], integrated_gradients, baseline=None, steps=DEFAULT_STEPS)
 register(GRAD_X_INPUT, "Gradient × input", "the prediction's gradient at each word embedding, times the embedding",
-         [_HEADS], gradient_x_input)
-register(OCCLUSION, "Word occlusion", "how the prediction changes when a word is removed", [_HEADS], occlusion)
+         [EXPLAINABLE], gradient_x_input)
+register(OCCLUSION, "Word occlusion", "how the prediction changes when a word is removed", [EXPLAINABLE], occlusion)

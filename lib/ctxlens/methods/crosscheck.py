@@ -24,8 +24,8 @@ from .attribution import (
     DEFAULT_STEPS, GRAD_X_INPUT, IG, OCCLUSION, Attribution, Subject, gradient_x_input, integrated_gradients,
     occlusion,
 )
-from .registry import check, need, register
-from .targets import Target
+from .registry import check, register
+from .targets import EXPLAINABLE, Target
 
 LAST_ATTENTION, ROLLOUT, HEAD_ABLATION = "last-layer attention", "attention rollout", "head ablation × attention"
 LABELS = {IG: "integrated gradients", GRAD_X_INPUT: "gradient × input", OCCLUSION: "word occlusion"}
@@ -77,6 +77,5 @@ def ablation_weighted_attention(record, change: np.ndarray, reads: int) -> np.nd
     return np.einsum("lh,lht->t", weights, rows.astype(np.float64))
 
 
-_HEADS = need(cat.MLM, cat.NEXT_TOKEN, cat.QA_SPANS, cat.NSP, cat.SEQ_CLASS, cat.TOKEN_CLASS)
 register("cross-check", "Cross-check", "six word-importance methods side by side and how far they agree",
-         [cat.ATTENTIONS, _HEADS], cross_check, baseline=None, steps=DEFAULT_STEPS)
+         [cat.ATTENTIONS, EXPLAINABLE], cross_check, baseline=None, steps=DEFAULT_STEPS)

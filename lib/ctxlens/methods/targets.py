@@ -22,6 +22,8 @@ from .common import display_ids, require
 
 TOKEN, QA_START, QA_END, QA_SPAN, NSP, SEQ_CLASS, TOKEN_CLASS = (
     "token", "qa-start", "qa-end", "qa-span", "nsp", "class", "token-class")
+# A model with any of these trained heads has a target to explain (`registry.need` group).
+EXPLAINABLE = frozenset({cat.MLM, cat.NEXT_TOKEN, cat.QA_SPANS, cat.NSP, cat.SEQ_CLASS, cat.TOKEN_CLASS})
 HEAD_OF_KIND = {TOKEN: LOGITS, QA_START: START_LOGITS, QA_END: END_LOGITS, QA_SPAN: START_LOGITS,
                 NSP: NSP_LOGITS, SEQ_CLASS: CLASS_LOGITS, TOKEN_CLASS: CLASS_LOGITS}
 
