@@ -102,11 +102,11 @@ def test_baselines_replace_every_non_special_token(loaded):
     ids = torch.tensor([s.enc.input_ids])
     embeds = lm.embed(ids).float()
     for name, token in (("mask", lm.tokenizer.mask_token_id), ("pad", lm.tokenizer.pad_token_id)):
-        base = A._baseline_embeddings(lm, s, embeds, name)
+        base = A.baseline_embeddings(lm, s, embeds, name)
         expected = torch.where(torch.tensor(s.enc.special_mask)[None, :, None], embeds,
                                lm.embed(torch.full_like(ids, token)).float())
         torch.testing.assert_close(base, expected)
-    zero = A._baseline_embeddings(lm, s, embeds, "zero")
+    zero = A.baseline_embeddings(lm, s, embeds, "zero")
     assert (zero[0, ~s.enc.special_mask] == 0).all() and (zero[0, s.enc.special_mask] == embeds[0, s.enc.special_mask]).all()
     with pytest.raises(InputError, match="baseline"):
         A.integrated_gradients(lm, s, target, "nothing")

@@ -118,7 +118,7 @@ def integrated_gradients(lm: LoadedModel, subj: Subject, target: Target, baselin
     _check_model(lm)
     inputs, forward = _embedding_forward(lm, subj, target)
     embeds = inputs.pop("inputs_embeds")
-    base = _baseline_embeddings(lm, subj, embeds, baseline)
+    base = baseline_embeddings(lm, subj, embeds, baseline)
     extra = tuple(inputs.values())
     with torch.enable_grad():
         scores = IntegratedGradients(forward).attribute(
@@ -235,7 +235,7 @@ def head_position(target: Target) -> tuple[int | None, Target]:
     return (target.position, target.at_first()) if target.reads_one_token else (None, target)
 
 
-def _baseline_embeddings(lm: LoadedModel, subj: Subject, embeds: torch.Tensor, baseline: str) -> torch.Tensor:
+def baseline_embeddings(lm: LoadedModel, subj: Subject, embeds: torch.Tensor, baseline: str) -> torch.Tensor:
     """The input's embeddings with every token replaced but those `kept_in_baseline`."""
     keep = torch.as_tensor(kept_in_baseline(lm, subj), device=embeds.device)[None, :, None]
     if baseline == "zero":

@@ -5,7 +5,8 @@ The number explained is cos(v, own sense's centroid) − cos(v, the nearest othe
 centroid), where v is the occurrence's word vector (mean of its pieces) at the chosen layer
 and the centroids are the lab's, at that layer, with the occurrence left out of its own
 (as the lab's nearest-centroid accuracy). Integrated gradients (Captum) attribute it to the
-input words: word embeddings for BERT/GPT (from [PAD]-free zero vectors), ELMo's
+input words: word embeddings for BERT/GPT (from zero vectors, with the baseline of
+`attribution.baseline_embeddings`: specials and a decoder's first token stay), ELMo's
 character-CNN token vectors for ELMo (from zeros); positions, segments and <S>/</S> stay.
 """
 
@@ -21,7 +22,7 @@ from ..analysis.polysemy import UNLABELLED, Occurrences
 from ..errors import InputError
 from ..models import catalog as cat
 from ..record import RESID, word_token_indices
-from .attribution import rows_per_backward
+from .attribution import Subject, baseline_embeddings, rows_per_backward
 from .registry import check, register
 
 DEFAULT_STEPS = 32
@@ -122,8 +123,7 @@ def _inputs(lm, text: str, word: int):
     ids = batch.pop("input_ids")
     with torch.no_grad():
         embeds = lm.embed(ids).float()
-    keep = torch.as_tensor(enc.special_mask, device=embeds.device)[None, :, None]
-    baseline = torch.where(keep, embeds, torch.zeros_like(embeds))
+    baseline = baseline_embeddings(lm, Subject(enc, record), embeds, "zero")  # keeps a decoder's sink
     pieces = word_token_indices(record, word)
     if not pieces.size:
         raise InputError("The target word was cut off: shorten the sentence.")
