@@ -2,7 +2,6 @@
 sampling, the logit lens, and few-shot prompting."""
 
 import math
-import re
 
 import pandas as pd
 import streamlit as st
@@ -27,13 +26,12 @@ DEFAULT_TEXT = "The capital of France is"
 PAGE_METHODS = ("next-token", "surprisal", "generation", "logit-lens", "few-shot")
 LENS_POSITIONS = 16  # the lens shows the last tokens only: every row costs a vocabulary softmax per layer
 GENERATED_KEY = "nt_generated"
-_MARKDOWN_SPECIALS = re.compile(r"([\\`*_{}\[\]()#+\-.!|<>~$])")
 
 
 def as_markdown_text(chunks):
     """write_stream renders markdown: escape it so generated text reads as plain text."""
     for chunk in chunks:
-        yield _MARKDOWN_SPECIALS.sub(r"\\\1", chunk)
+        yield chrome.plain(chunk)
 
 
 # Model reads are kept per (model, device, precision, text) in the library's one byte-bounded

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import html
+import re
 
 import streamlit as st
 
@@ -149,6 +150,14 @@ def show_error(exc: Exception) -> None:
         st.error(str(exc))
     else:
         st.error(f"Something went wrong: {type(exc).__name__}: {exc}")
+
+
+_MARKDOWN = re.compile(r"([\\`*_{}\[\]()#+\-.!|<>~$])")
+
+
+def plain(text) -> str:
+    """User or model text (a token, a label, generated text) shown as typed inside st.markdown."""
+    return _MARKDOWN.sub(r"\\\1", str(text))
 
 
 def escape(text: str) -> str:

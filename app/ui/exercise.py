@@ -11,8 +11,8 @@ from ctxlens.models import catalog as cat
 from ctxlens.models.registry import model_status
 
 from . import chrome, running
+from .chrome import plain
 from .pickers import precision
-from .why import plain
 
 
 def posed(key: str, device: str):

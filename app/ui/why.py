@@ -11,7 +11,6 @@ remembered for the inputs it was made for.
 from __future__ import annotations
 
 import hashlib
-import re
 
 import numpy as np
 import pandas as pd
@@ -37,6 +36,7 @@ from ctxlens.methods.sense import sense_attribution
 from ctxlens.models import catalog as cat
 
 from . import chrome, running
+from .chrome import plain
 from .pickers import precision
 
 WORD_METHODS = (at.IG, at.GRAD_X_INPUT, at.OCCLUSION)
@@ -57,14 +57,6 @@ BASELINE_LABELS = {"mask": "[MASK] tokens", "pad": "[PAD] tokens", "zero": "zero
 STEPS = (4, 8, 16, 32, 64, 128, 256)
 KNOCKOUTS = {ab.HEAD: "one head", ab.LAYER_HEADS: "every head of a layer", ab.MLP: "a layer's MLP"}
 GAP_HINT = 0.02  # integrated gradients: a relative completeness gap above this asks for more steps
-_MARKDOWN = re.compile(r"([\\`*_{}\[\]()#+\-.!|<>~$])")
-
-
-def plain(text: str) -> str:
-    """User text (a token, a label) shown as typed inside st.markdown."""
-    return _MARKDOWN.sub(r"\\\1", str(text))
-
-
 def fresh(key: str, allowed) -> str:
     """Widget `key`, its remembered value dropped when the new options no longer hold it
     (another model, another text)."""
