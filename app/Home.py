@@ -38,7 +38,7 @@ LESSONS = (
     Lesson("pages/2_Polysemy_lab.py", "Two banks", {"preset": "bank"}),
     Lesson("pages/1_Attention.py", "Who attends to whom?",
            {"model": EMBEDDED, "text": "The animal didn't cross the street because it was too tired."}),
-    Lesson("pages/6_Next_token.py", "Few-shot GPT", {"model": "SmolLM2-135M-Instruct", "view": "Few-shot lab"}),
+    Lesson("pages/6_Next_token.py", "Few-shot GPT", {"model": "SmolLM2-135M-Instruct", "nt_view": "Few-shot lab"}),
     Lesson("pages/5_ELMo.py", "ELMo's three layers",
            {"sentences": "She sat on the bank of the river.\nThe bank lent him money.\nThe plane began to bank left."}),
 )

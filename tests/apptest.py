@@ -25,3 +25,11 @@ def ok(at):
 
 def charts(at):
     return [json.loads(c.proto.spec) for c in at.get("plotly_chart")]
+
+
+def set_bound(at, key, value):
+    """Set a widget bound to the URL, as a click does: AppTest sends the address the previous
+    run left, which would otherwise win over the session's value."""
+    at.session_state[key] = value
+    at.query_params[key] = value
+    return at.run()

@@ -10,7 +10,7 @@ import pytest
 import tiny_models as tm  # the module; `tiny_models` is the fixture of folders
 from apptest import charts as _charts
 from apptest import ok as _ok
-from apptest import open_page
+from apptest import open_page, set_bound
 from ctxlens.analysis.sampling import surprisal
 from ctxlens.methods.corruption import corruption_demo
 from ctxlens.methods.fill_mask import fill_mask
@@ -141,8 +141,7 @@ def test_fine_tuning_heads_show_sentence_and_token_labels(tmp_path):
     assert words["word"].tolist() == ["The", "capital", "of", "France", "is", "[", "MASK", "]", "."]
     assert set(words["label"]) <= {"O", "B-LOC", "I-LOC"}
     # Its MLM view is refused: the checkpoint has no MLM head, so no random fillers.
-    at.session_state["mlm_view"] = "Fill the mask"
-    at.run()
+    set_bound(at, "mlm_view", "Fill the mask")
     assert any("needs a trained head for masked-token prediction" in e.value for e in at.error)
     assert not _charts(at)
 

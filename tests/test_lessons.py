@@ -10,6 +10,8 @@ from urllib.parse import parse_qs
 import pytest
 from streamlit.testing.v1 import AppTest
 
+from apptest import set_bound
+
 from ctxlens.analysis.polysemy import load_presets
 
 APP = Path(__file__).resolve().parents[1] / "app"
@@ -80,7 +82,8 @@ def test_two_banks_lesson_selects_the_bank_preset_once(lessons, tiny_models):
     assert at.text_input(key="lab_target").value == "spring"
 
     _, params = lessons["Two banks"]
-    at.query_params["preset"] = params["preset"]  # the lesson link arrives
+    at.query_params.clear()  # the lesson link arrives: a new address
+    at.query_params["preset"] = params["preset"]
     at.run()
     _ok(at)
     bank = load_presets()["bank"]
@@ -109,8 +112,7 @@ def test_few_shot_lesson_opens_the_few_shot_lab(lessons, tiny_models):
     assert at.session_state["nt_view"] == "Few-shot lab"
     assert at.selectbox(key="nt_preset").value == "antonyms"  # only the open section runs
 
-    at.session_state["nt_view"] = "Surprisal"  # the user's later choice stays
-    at.run()
+    set_bound(at, "nt_view", "Surprisal")  # the user's later choice stays
     assert not at.exception
     assert at.session_state["nt_view"] == "Surprisal"
     assert "nt_preset" not in [s.key for s in at.selectbox]

@@ -35,6 +35,7 @@ from ctxlens.models import catalog as cat
 from ctxlens.models.registry import get_model
 from ctxlens.record import Family
 from ui import exercise, chrome, inputs, pickers, running
+from ui.state import BIND
 
 MAX_IFRAME_HEIGHT = 1000  # taller views scroll inside their frame
 GRID_CELLS = 1_000_000  # heads × T² above this: the all-heads grid (≈ 13 B a cell) waits for a click
@@ -149,10 +150,10 @@ def show_model(key: str, record, ident) -> None:
     st.caption(tokenization_note(key, record))
 
     c_layer, c_head, c_sinks, c_merge = st.columns([2, 2, 3, 3], vertical_alignment="bottom")
-    layer = c_layer.selectbox("Layer", range(n_layers), index=n_layers // 2, key=f"att_layer_{key}")
-    head = c_head.selectbox("Head", range(n_heads), key=f"att_head_{key}")
-    drop_sinks = c_sinks.toggle("Remove special-token sinks", key=f"att_sinks_{key}", help=SINKS_HELP)
-    merge = c_merge.toggle("Merge sub-words into words", key=f"att_merge_{key}", help=MERGE_HELP)
+    layer = c_layer.selectbox("Layer", range(n_layers), index=n_layers // 2, key=f"att_layer_{key}", bind=BIND)
+    head = c_head.selectbox("Head", range(n_heads), key=f"att_head_{key}", bind=BIND)
+    drop_sinks = c_sinks.toggle("Remove special-token sinks", key=f"att_sinks_{key}", bind=BIND, help=SINKS_HELP)
+    merge = c_merge.toggle("Merge sub-words into words", key=f"att_merge_{key}", bind=BIND, help=MERGE_HELP)
     st.caption("Layer, Head and the sinks toggle drive every view below, bertviz's included (its "
                "neuron view shows the raw scores); merging changes the heatmap and line tabs.")
     head_att, labels = prepare(record.attention(layer, head), record, drop_sinks, merge)
@@ -162,7 +163,7 @@ def show_model(key: str, record, ident) -> None:
     tabs = st.tabs([
         "bertviz head view", "bertviz model view", "bertviz neuron view", "All heads of a layer",
         "One head", "Head summary", "Mean & rollout",
-    ])
+    ], key=f"att_view_{key}", bind=BIND)
     with tabs[0]:
         lines = svg_line_count(record, "head")
         if lines > MAX_SVG_LINES:
@@ -180,7 +181,7 @@ def show_model(key: str, record, ident) -> None:
         fitting = default_bertviz_heads(record)
         # Keyed by the default too: a longer text resets the choice to heads that fit.
         picked = st.multiselect("Heads in the model view", range(n_heads), default=fitting,
-                                key=f"att_mv_heads_{key}_{len(fitting)}", help="The Head above is always in.")
+                                key=f"att_mv_heads_{key}_{len(fitting)}", bind=BIND, help="The Head above is always in.")
         heads = sorted({*picked, head})
         all_layers = list(range(n_layers))
         layers = all_layers if svg_line_count(record, "model", all_layers, heads) <= MAX_SVG_LINES else [layer]
@@ -222,12 +223,12 @@ def show_model(key: str, record, ident) -> None:
         n = len(labels)
         k = st.number_input(
             "Line view: the k strongest edges", 1, n * n, n * n if n <= LONG_INPUT else 3 * n,
-            key=f"att_k_{key}_{n}", help=f"Above {LONG_INPUT} tokens all {n}² lines are unreadable: "
+            key=f"att_k_{key}_{n}", bind=BIND, help=f"Above {LONG_INPUT} tokens all {n}² lines are unreadable: "
             "only the strongest are drawn.",
         )
         chrome.chart(st, attention_lines(head_att, labels, k=int(k)), key=f"att_lines_{key}")
     with tabs[5]:
-        name = st.selectbox("Statistic", list(STATISTICS), format_func=STATISTICS.get, key=f"att_stat_{key}")
+        name = st.selectbox("Statistic", list(STATISTICS), format_func=STATISTICS.get, key=f"att_stat_{key}", bind=BIND)
         values = head_statistics(record)[name]
         if np.isnan(values).all():
             st.info("This input has none of those tokens (no [SEP]/EOS, or no punctuation).")
@@ -250,7 +251,7 @@ def show_model(key: str, record, ident) -> None:
                      key=f"att_rollout_{key}")
 
 
-tabs = st.tabs(models) if len(models) > 1 else [st.container()]
+tabs = st.tabs(models, key="att_model", bind=BIND) if len(models) > 1 else [st.container()]
 for tab, key in zip(tabs, models):
     with tab:
         spec = cat.CATALOG.get(key)

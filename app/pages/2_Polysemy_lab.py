@@ -34,6 +34,7 @@ from ctxlens.figures.embeddings import (
 from ctxlens.methods.extraction import analyze_all
 from ctxlens.models import catalog as cat
 from ui import exercise, chrome, inputs, pickers, running, state, why
+from ui.state import BIND
 
 MAX_SENTENCES = 300  # a lab, not a corpus run: `ctxlens embed` handles files of any size
 OWN = "(my own sentences)"
@@ -87,12 +88,15 @@ def typed_by_hand() -> None:
 chrome.page_setup("Polysemy lab")
 umap_warm_up()
 PRESETS = load_presets()
-if (linked := state.from_link("lab_preset", "preset")) in PRESETS:  # a lesson link opens on its preset
+# A link (a lesson's included) names a preset, or its own sentences; the target it names wins
+# over the preset's.
+if (linked := state.from_link("lab_preset", "preset")) in (OWN, *PRESETS):
     st.session_state["lab_preset"] = linked
     use_preset()
-st.session_state.setdefault("lab_preset", "bank")
-st.session_state.setdefault("lab_target", PRESETS["bank"].target)
-st.session_state.setdefault("lab_text", PRESETS["bank"].as_text())
+if state.seeded("lab_preset", "preset", "bank") not in (OWN, *PRESETS):  # an old or mistyped link
+    st.session_state["lab_preset"] = "bank"
+state.seeded("lab_target", "target", PRESETS["bank"].target)
+state.seeded("lab_text", "sentences", PRESETS["bank"].as_text())
 
 st.title("Polysemy lab: two banks")
 st.markdown(
@@ -118,11 +122,15 @@ with right:
     text = st.text_area("Sentences, one per line (optionally `sense | sentence`)", key="lab_text",
                         height=250, on_change=typed_by_hand)
 
+own = state.keep("lab_preset", "preset") == OWN
+state.keep("lab_target", "target")
+state.keep("lab_text", "sentences", linked=own)  # a preset's sentences are the preset's name
+
 c1, c2, c3, c4 = st.columns(4)
-which = OCCURRENCES[c1.radio("Occurrences", list(OCCURRENCES), key="lab_which")]
-pooling = c2.selectbox("Sub-word pooling", ["mean", "first", "last"], key="lab_pooling", help=POOLING_HELP)
-method = PROJECTIONS[c3.selectbox("Projection", list(PROJECTIONS), key="lab_projection")]
-seed = int(c4.number_input("Seed", 0, 2**31 - 1, 0, key="lab_seed", help="UMAP and t-SNE are random; the same seed gives the same picture."))
+which = OCCURRENCES[c1.radio("Occurrences", list(OCCURRENCES), key="lab_which", bind=BIND)]
+pooling = c2.selectbox("Sub-word pooling", ["mean", "first", "last"], key="lab_pooling", bind=BIND, help=POOLING_HELP)
+method = PROJECTIONS[c3.selectbox("Projection", list(PROJECTIONS), key="lab_projection", bind=BIND)]
+seed = int(c4.number_input("Seed", 0, 2**31 - 1, 0, key="lab_seed", bind=BIND, help="UMAP and t-SNE are random; the same seed gives the same picture."))
 
 try:
     sentences = parse_upload(upload.name, upload.getvalue()) if upload else parse_sentences(text)
@@ -181,7 +189,7 @@ st.subheader("The occurrences in 2-D")
 # depth on the server but unmounts the slider; without it the slider came back at 0.5 in
 # the browser while the charts kept the old layer.
 depth = st.slider("Layer, by relative depth (0 = embeddings, 1 = last layer; each model takes its nearest layer)",
-                  0.0, 1.0, 0.5, 0.05, key="lab_depth", persist_state="page")
+                  0.0, 1.0, 0.5, 0.05, key="lab_depth", bind=BIND, persist_state="page")
 layers = {k: int(np.abs(occ.relative_depth - depth).argmin()) for k, occ in occurrences.items()}
 same = [k for k, occ in occurrences.items() if all_identical(occ.vectors[layers[k]])]
 if method == "umap" and umap_warm_up().is_alive():
@@ -206,7 +214,7 @@ st.caption("Hover a point for its sentence. Nearby points have similar vectors; 
            "the axes of a projection have no meaning of their own.")
 
 st.subheader("Cosine similarity between occurrences")
-for tab, (key, occ) in zip(st.tabs(list(occurrences)), occurrences.items()):
+for tab, (key, occ) in zip(st.tabs(list(occurrences), key="lab_cosine_model", bind=BIND), occurrences.items()):
     with tab:
         matrix, order = cosine_matrix(occ.vectors[layers[key]], occ.senses)
         title = f"'{target}' in {key}, layer {layers[key]} (rows grouped by sense)"

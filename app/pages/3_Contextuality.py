@@ -16,6 +16,7 @@ from ctxlens.figures.embeddings import contextuality_lines
 from ctxlens.methods.extraction import analyze_all
 from ctxlens.models import catalog as cat
 from ui import exercise, chrome, inputs, pickers, running
+from ui.state import BIND
 
 REPORTS_KEY = "cx_reports"  # (model, device, sentences, pooling) → report, per session
 MAX_REPORTS = 24
@@ -49,13 +50,13 @@ device = pickers.device_picker()
 exercise.on_page("Contextuality", device)
 models = pickers.model_picker()
 
-source = st.radio("Sentences", [CORPUS, OWN], horizontal=True, key="cx_source")
+source = st.radio("Sentences", [CORPUS, OWN], horizontal=True, key="cx_source", bind=BIND)
 try:
     if source == CORPUS:
         available = load_corpus()
         st.caption(f"{len(available)} everyday sentences written for this app, with many shared words.")
     else:
-        text = st.text_area("Sentences, one per line", key="cx_text", height=200,
+        text = st.text_area("Sentences, one per line", key="cx_text", bind=BIND, height=200,
                             placeholder="The dog barked at the postman.\nThe postman gave the dog a biscuit.")
         upload = st.file_uploader("…or upload a .txt (one per line) or .csv (a `sentence` column)",
                                   type=["txt", "csv"], key="cx_upload")
@@ -69,10 +70,10 @@ if len(available) < 2:
     st.stop()
 
 c1, c2, c3 = st.columns([2, 2, 1])
-n = int(c1.number_input("Number of sentences", 2, len(available), min(60, len(available)), key="cx_n",
+n = int(c1.number_input("Number of sentences", 2, len(available), min(60, len(available)), key="cx_n", bind=BIND,
                         help="The first n sentences. More sentences: more words pass the 5-sentence bar, "
                              "but a large GPT-style model on the CPU takes a while."))
-pooling = c2.selectbox("Sub-word pooling", ["mean", "first", "last"], key="cx_pooling")
+pooling = c2.selectbox("Sub-word pooling", ["mean", "first", "last"], key="cx_pooling", bind=BIND)
 run = c3.button("Run", type="primary", key="cx_run")
 texts = tuple(available[:n])
 inputs.require_models(models)
@@ -107,7 +108,7 @@ for model in done:
 
 frame = pd.concat(done.values(), ignore_index=True)
 # Full width, two panels to a row: three side by side beside the findings were too narrow to read.
-raw, adjusted = st.tabs(["Raw cosines", "Minus the anisotropy baseline"])
+raw, adjusted = st.tabs(["Raw cosines", "Minus the anisotropy baseline"], key="cx_view", bind=BIND)
 for tab, adjust in ((raw, False), (adjusted, True)):
     chrome.chart(tab, contextuality_lines(frame, adjusted=adjust, height=340, cols=2),
                  key=f"cx_lines_{adjust}", width="stretch")

@@ -15,6 +15,7 @@ from ctxlens.methods.logit_lens import mlm_logit_lens
 from ctxlens.methods.task_heads import classify_sequence, classify_tokens, nsp_score
 from ctxlens.models import catalog as cat
 from ui import chrome, inputs, pickers, running, why
+from ui.state import BIND
 
 DEFAULT_TEXT = f"The capital of France is {MASK_PLACEHOLDER}."
 CORRUPTION_EXAMPLE = "The quick brown fox jumps over the lazy dog near the river bank."
@@ -70,7 +71,7 @@ def lens_section(lm, text: str, device: str) -> None:
     )
     if running.refuse_without(lm, "logit-lens", device):
         return
-    value = st.radio("Colour", ["final_prob", "top_prob"], horizontal=True, key="mlm_lens_value",
+    value = st.radio("Colour", ["final_prob", "top_prob"], horizontal=True, key="mlm_lens_value", bind=BIND,
                      format_func={"final_prob": "P(final prediction)", "top_prob": "P(layer's own top token)"}.get)
     record = fill_mask(lm, text, top_k=1).record  # the text as the model reads it, masks located
     lens = mlm_logit_lens(lm, record)
@@ -86,9 +87,14 @@ def corruption_section(lm, source: str, top_k: int) -> None:
         "an unmasked token is right. Change the seed to draw again."
     )
     c_text, c_seed, c_rate = st.columns([4, 1, 1])
-    source = c_text.text_input("Sentence to corrupt", source)
-    seed = c_seed.number_input("Seed", 0, 2**31 - 1, 0, key="mlm_seed")
-    rate = c_rate.slider("Rate", 0.05, 0.5, 0.15, 0.05, key="mlm_rate")
+    # Follows the page's sentence until edited here; a link's edit wins on its first run.
+    if st.session_state.get("mlm_corrupt_from", source) != source:
+        st.session_state["mlm_corrupt"] = source
+    st.session_state["mlm_corrupt_from"] = source
+    st.session_state.setdefault("mlm_corrupt", source)
+    source = c_text.text_input("Sentence to corrupt", key="mlm_corrupt", bind=BIND)
+    seed = c_seed.number_input("Seed", 0, 2**31 - 1, 0, key="mlm_seed", bind=BIND)
+    rate = c_rate.slider("Rate", 0.05, 0.5, 0.15, 0.05, key="mlm_rate", bind=BIND)
     source = inputs.require_text(source, "sentence to corrupt")
     demo = corruption_demo(lm, source, int(seed), rate, top_k)
     st.caption("What the model reads:")
@@ -174,15 +180,15 @@ st.markdown(
 
 device = pickers.device_picker()
 picked = pickers.model_picker("Masked language model", methods=PICKER_METHODS, multi=False)
-top_k = st.sidebar.slider("Top k", 1, 20, 5, key="mlm_top_k")
+top_k = st.sidebar.slider("Top k", 1, 20, 5, key="mlm_top_k", bind=BIND)
 
 text, second = inputs.sentence_input(DEFAULT_TEXT, pair=True, key="mlm_text")
 text, second = inputs.require_pair(text, second)
 
 c_mode, c_word, c_whole = st.columns([2, 2, 2])
-mode = c_mode.radio("Where is the mask?", [TYPED, PICKED], horizontal=True, key="mlm_mode")
+mode = c_mode.radio("Where is the mask?", [TYPED, PICKED], horizontal=True, key="mlm_mode", bind=BIND)
 whole_word = c_whole.checkbox(
-    "Whole words", key="mlm_whole_word",
+    "Whole words", key="mlm_whole_word", bind=BIND,
     help="Adjacent masks ([MASK][MASK]) stand for one word of that many pieces, and the fillers "
          "are whole words. Picking a word writes one mask per piece of it.",
 )
@@ -194,7 +200,7 @@ if mode == PICKED:
         st.stop()
     if st.session_state.get("mlm_word") not in wordy:  # a new text: the old choice may be gone
         st.session_state.pop("mlm_word", None)
-    index = c_word.selectbox("Word to mask", wordy, index=len(wordy) - 1, key="mlm_word",
+    index = c_word.selectbox("Word to mask", wordy, index=len(wordy) - 1, key="mlm_word", bind=BIND,
                              format_func=lambda i: f"{i}: {words[i].text}")
 
 key = picked[0]
@@ -216,7 +222,7 @@ sections = {
     "Why?": lambda: why.why_view(lm, masked, second, "mlm_why"),
 }
 # Lazy tabs: only the open one runs, so moving a control costs one view, not five.
-for tab, section in zip(st.tabs(list(sections), key="mlm_view", on_change="rerun"), sections.values()):
+for tab, section in zip(st.tabs(list(sections), key="mlm_view", bind=BIND, on_change="rerun"), sections.values()):
     if tab.open:
         with tab:
             try:

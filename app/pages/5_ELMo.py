@@ -22,6 +22,7 @@ from ctxlens.models import catalog as cat
 from ctxlens.models.elmo_catalog import TINY_ELMO_KEY
 from ctxlens.models.registry import model_status
 from ui import exercise, chrome, inputs, pickers, running, state
+from ui.state import BIND
 
 MAX_SENTENCES = 12
 DEFAULT_SENTENCES = (
@@ -51,7 +52,7 @@ def comparison_picker() -> str | None:
     options = [k for k in registry.models_for(["layer-mix"]) if not is_elmo(cat.CATALOG[k])]
     options += [k for k in st.session_state[state.EXTRA_KEY] if k not in cat.CATALOG]
     return st.sidebar.selectbox(
-        "Same mix on a BERT/GPT model", [None] + options, key="elmo_compare",
+        "Same mix on a BERT/GPT model", [None] + options, key="elmo_compare", bind=BIND,
         format_func=lambda k: "none" if k is None else (cat.CATALOG[k].label if k in cat.CATALOG else f"{k} (custom)"),
         help="Feature-based BERT: a task reads a weighted sum of frozen layers, as with ELMo.",
     )
@@ -112,9 +113,9 @@ def mix_controls(key: str, n_states: int) -> tuple[list[float], float]:
         for offset, column in enumerate(columns):
             j = start + offset
             if j < n_states:
-                column.slider(f"s_{j}", *S_RANGE, step=0.1, key=s_keys[j])
+                column.slider(f"s_{j}", *S_RANGE, step=0.1, key=s_keys[j], bind=BIND)
             elif j == n_states:
-                column.slider("γ", 0.0, 4.0, step=0.05, key=f"{prefix}_gamma")
+                column.slider("γ", 0.0, 4.0, step=0.05, key=f"{prefix}_gamma", bind=BIND)
     return [st.session_state[k] for k in s_keys], st.session_state[f"{prefix}_gamma"]
 
 
@@ -143,7 +144,7 @@ def sentence_picker(sentences: list[str]) -> int:
         st.session_state["elmo_sentence"] = labels[line]
     # persist_state: a run stopped by an empty box keeps the choice on the server; the
     # browser then redraws the picker and must be told the choice, not start at sentence 1.
-    label = st.selectbox("Sentence to look at", labels, key="elmo_sentence", persist_state="page")
+    label = st.selectbox("Sentence to look at", labels, key="elmo_sentence", bind=BIND, persist_state="page")
     return labels.index(label)
 
 
@@ -218,7 +219,7 @@ exercise.on_page("ELMo", device)
 prefer_an_elmo(device)
 picked = pickers.model_picker("ELMo model", methods=("elmo-layers",), multi=False)
 compare = comparison_picker()
-pooling = st.sidebar.selectbox("Sub-word pooling", ["mean", "first", "last"], key="elmo_pooling") if compare else "mean"
+pooling = st.sidebar.selectbox("Sub-word pooling", ["mean", "first", "last"], key="elmo_pooling", bind=BIND) if compare else "mean"
 
 with st.expander("ELMo models on this machine", expanded=False):
     st.dataframe(
@@ -244,7 +245,7 @@ chosen = sentence_picker(sentences)
 if compare is None:
     show_model(model, sentences, chosen, pooling, device)
 else:
-    elmo_tab, compare_tab = st.tabs([model, f"{compare} (same mix)"])
+    elmo_tab, compare_tab = st.tabs([model, f"{compare} (same mix)"], key="elmo_view", bind=BIND)
     with elmo_tab:
         mix = show_model(model, sentences, chosen, pooling, device)
     with compare_tab:  # ELMo's mix; sliders of its own only when ELMo could not run

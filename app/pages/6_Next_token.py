@@ -20,7 +20,8 @@ from ctxlens.methods import registry  # noqa: F401 - registers the page's method
 from ctxlens.methods.few_shot import few_shot_curve
 from ctxlens.methods.logit_lens import causal_logit_lens
 from ctxlens.methods.next_token import generate_stream, next_tokens
-from ui import exercise, chrome, inputs, pickers, running, state, why
+from ui import exercise, chrome, inputs, pickers, running, why
+from ui.state import BIND
 
 DEFAULT_TEXT = "The capital of France is"
 PAGE_METHODS = ("next-token", "surprisal", "generation", "logit-lens", "few-shot")
@@ -98,11 +99,11 @@ def generation_section(lm, prompt: str) -> None:
         "reaches p. The same seed gives the same text."
     )
     c1, c2, c3, c4, c5 = st.columns(5)
-    temperature = c1.slider("Temperature", 0.0, 2.0, 0.7, 0.05, key="nt_temperature")
-    top_k = c2.number_input("Top-k", 0, 1000, 50, key="nt_sample_top_k")
-    top_p = c3.slider("Top-p", 0.05, 1.0, 0.95, 0.05, key="nt_top_p")
-    max_new = c4.number_input("Max new tokens", 1, 300, 40, key="nt_max_new")
-    seed = c5.number_input("Seed", 0, 2**31 - 1, 0, key="nt_seed")
+    temperature = c1.slider("Temperature", 0.0, 2.0, 0.7, 0.05, key="nt_temperature", bind=BIND)
+    top_k = c2.number_input("Top-k", 0, 1000, 50, key="nt_sample_top_k", bind=BIND)
+    top_p = c3.slider("Top-p", 0.05, 1.0, 0.95, 0.05, key="nt_top_p", bind=BIND)
+    max_new = c4.number_input("Max new tokens", 1, 300, 40, key="nt_max_new", bind=BIND)
+    seed = c5.number_input("Seed", 0, 2**31 - 1, 0, key="nt_seed", bind=BIND)
     settings = (prompt, temperature, int(top_k), top_p, int(max_new), int(seed))
     if st.button("Generate", key="nt_generate", type="primary"):
         st.caption("Continuation, as it is sampled:")
@@ -130,7 +131,7 @@ def lens_section(lm, text: str) -> None:
         "(hover for the numbers). Colour: the probability, at that layer, of what the last "
         "layer predicts; the last column is the model's real prediction."
     )
-    value = st.radio("Colour", ["final_prob", "top_prob"], horizontal=True, key="nt_lens_value",
+    value = st.radio("Colour", ["final_prob", "top_prob"], horizontal=True, key="nt_lens_value", bind=BIND,
                      format_func={"final_prob": "P(final prediction)", "top_prob": "P(layer's own top token)"}.get)
     reading(lm, text)  # says so when the text was truncated
     n_tokens, lens = lens_of(lm.spec.key, lm.device, text, lm)
@@ -147,7 +148,7 @@ def few_shot_section(lm) -> None:
         "show the probability the model gives to the expected answer after each prompt."
     )
     presets = few_shot_presets()
-    name = st.selectbox("Task", list(presets), key="nt_preset", format_func=lambda k: presets[k]["title"])
+    name = st.selectbox("Task", list(presets), key="nt_preset", bind=BIND, format_func=lambda k: presets[k]["title"])
     curve = few_shot_curve(lm, name)
     answer = curve[0][0].answer
     chrome.chart(st, few_shot_bars(curve, answer), key="nt_few_shot", width="stretch")
@@ -172,7 +173,7 @@ st.markdown(
 device = pickers.device_picker()
 exercise.on_page("Next token", device)
 picked = pickers.model_picker("Causal language model", methods=PAGE_METHODS, multi=False)
-top_k = st.sidebar.slider("Top k", 1, 30, 10, key="nt_top_k")
+top_k = st.sidebar.slider("Top k", 1, 30, 10, key="nt_top_k", bind=BIND)
 
 text, _ = inputs.sentence_input(DEFAULT_TEXT, pair=False, key="nt_text")
 text = inputs.require_text(text)
@@ -189,10 +190,8 @@ sections = {
     "Few-shot lab": lambda: few_shot_section(lm),
     "Why?": lambda: why.why_view(lm, text, None, "nt_why", kinds=(why.PREDICTION,)),
 }
-if (linked := state.from_link("nt_view", "view")) in sections:  # a lesson link opens its section
-    st.session_state["nt_view"] = linked
 # Lazy tabs: only the open one runs, so moving a sampling slider does not re-run the lens.
-for tab, section in zip(st.tabs(list(sections), key="nt_view", on_change="rerun"), sections.values()):
+for tab, section in zip(st.tabs(list(sections), key="nt_view", bind=BIND, on_change="rerun"), sections.values()):
     if tab.open:
         with tab:
             try:

@@ -11,6 +11,7 @@ from ctxlens.models import catalog as cat
 from ctxlens.models.loading import hub_offline
 from ctxlens.models.registry import model_status
 from ui import chrome, inputs, pickers, running, state, why
+from ui.state import BIND
 
 DEFAULT_QUESTION = "Where did the cat sit?"
 DEFAULT_CONTEXT = (
@@ -96,7 +97,7 @@ def answers_section(result, key: str, window_tokens: int, stride: int, max_answe
     best_window = result.answers[0].window if result.answers else 0
     if st.session_state.get("qa_window_shown") not in range(len(windows)):  # an edit may drop windows
         st.session_state.pop("qa_window_shown", None)
-    shown = st.selectbox("Window to look at", range(len(windows)), index=best_window, key="qa_window_shown",
+    shown = st.selectbox("Window to look at", range(len(windows)), index=best_window, key="qa_window_shown", bind=BIND,
                          format_func=lambda i: f"window {i}" + (" (best answer)" if i == best_window else ""),
                          disabled=len(windows) == 1)
     window = windows[shown]
@@ -128,9 +129,9 @@ st.markdown(
 
 device = pickers.device_picker()
 picked = pickers.model_picker("QA model", methods=("qa-spans",), multi=False)
-top_k = st.sidebar.slider("Answers to list", 1, 10, 3, key="qa_top_k")
-max_answer_len = st.sidebar.slider("Longest answer (tokens)", 1, 64, 30, key="qa_max_len")
-stride = st.sidebar.slider("Window overlap (stride, tokens)", 0, 256, 64, key="qa_stride",
+top_k = st.sidebar.slider("Answers to list", 1, 10, 3, key="qa_top_k", bind=BIND)
+max_answer_len = st.sidebar.slider("Longest answer (tokens)", 1, 64, 30, key="qa_max_len", bind=BIND)
+stride = st.sidebar.slider("Window overlap (stride, tokens)", 0, 256, 64, key="qa_stride", bind=BIND,
                            help="A long context is read in windows that share this many tokens, "
                                 "so an answer cut by one window lies whole in the next.")
 
@@ -154,7 +155,7 @@ if lm is None:
 try:
     registry.check("qa-spans", lm.spec)
     window_tokens = st.sidebar.slider("Window length (tokens)", min(32, lm.max_tokens - 1), lm.max_tokens,
-                                      lm.max_tokens, key="qa_window",
+                                      lm.max_tokens, key="qa_window", bind=BIND,
                                       help="Shorter than the model's limit to watch the windows at work.")
     result = answer_question(lm, question, context, top_k, max_answer_len, stride, window_tokens)
 except InputError as exc:
@@ -171,7 +172,7 @@ sections = {
     "Why?": lambda: why_section(lm, question, context),
 }
 # Lazy tabs: only the open one runs, so the answers do not wait for an attribution.
-for tab, section in zip(st.tabs(list(sections), key="qa_view", on_change="rerun"), sections.values()):
+for tab, section in zip(st.tabs(list(sections), key="qa_view", bind=BIND, on_change="rerun"), sections.values()):
     if tab.open:
         with tab:
             section()

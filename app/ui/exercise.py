@@ -13,6 +13,7 @@ from ctxlens.models.registry import model_status
 from . import chrome, running
 from .chrome import plain
 from .pickers import precision
+from .state import BIND
 
 
 def posed(key: str, device: str):
@@ -58,7 +59,7 @@ def exercise_box(key: str, device: str) -> None:
 def on_page(page: str, device: str) -> None:
     """The exercises that belong to `page`, behind a toggle: nothing runs until a student asks."""
     keys = [k for k, e in EXERCISES.items() if e.page == page]
-    if keys and st.toggle("Predict, then reveal: try an exercise on this page", key=f"ex_on_{page}"):
+    if keys and st.toggle("Predict, then reveal: try an exercise on this page", key=f"ex_on_{page}", bind=BIND):
         for key in keys:
             exercise_box(key, device)
 

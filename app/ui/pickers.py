@@ -14,7 +14,7 @@ from ctxlens.models.device import (
 )
 from ctxlens.models.registry import model_status
 
-from .state import DEVICE_KEY, DTYPE_KEY, EXTRA_KEY, MODELS_KEY, remember
+from .state import BIND, DEVICE_KEY, DTYPE_KEY, EXTRA_KEY, MODELS_KEY, remember
 
 PRECISIONS = {"auto": "float32 (the model's numbers)", "bfloat16": "bfloat16 (half: faster on a GPU, numbers move)",
               "float16": "float16 (half: faster on a GPU, numbers move)"}
@@ -38,7 +38,7 @@ def precision_picker() -> str:
     default = requested_dtype()
     options = list(PRECISIONS) if default in PRECISIONS else [default, *PRECISIONS]
     st.session_state.setdefault("w_dtype", st.session_state.get(DTYPE_KEY, default))
-    choice = st.sidebar.selectbox("Precision", options, key="w_dtype", format_func=lambda o: PRECISIONS.get(o, o),
+    choice = st.sidebar.selectbox("Precision", options, key="w_dtype", bind=BIND, format_func=lambda o: PRECISIONS.get(o, o),
                                   help="float32 shows the model's own numbers on every device; half precision "
                                        "runs faster on a GPU but attention, probabilities and vectors move.")
     st.session_state[DTYPE_KEY] = choice

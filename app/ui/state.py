@@ -16,10 +16,15 @@ LINK_KEY, LINK_TAKEN_KEY = "ctx_link", "ctx_link_taken"  # a link's inputs, and 
 SEEN_KEY = "ctx_url_seen"
 REFUSED_KEY = "ctx_link_refused"  # {model: why} a link asked for that cannot run here
 SHARE_SLOT = "_ctx_share_slot"
+# Page controls are bound to the URL by Streamlit itself (`bind=BIND`, the widget's key is the
+# parameter's name). The inputs below travel between pages, so this module carries them.
+BIND = "query-params"
+CARRIED = ("model", "text", "pair", "sentences", "question", "context", "preset", "target", "ex")
 
 
 def _url_now() -> dict:
-    return {k: st.query_params.get_all(k) for k in st.query_params.keys()}
+    """The URL's carried inputs (a bound control's change is Streamlit's, never a new link)."""
+    return {k: st.query_params.get_all(k) for k in st.query_params.keys() if k in CARRIED}
 
 
 def apply_url() -> None:
@@ -84,7 +89,8 @@ def share_link() -> None:
 
 
 def remember(name: str, value) -> None:
-    """Keep an input in the URL, so that a copied link reopens the same view."""
+    """Keep a carried input in the URL, so that a copied link reopens the same view."""
+    assert name in CARRIED, name
     if value is None or value == "" or value == []:
         st.query_params.pop(name, None)
     elif isinstance(value, (list, tuple)):
@@ -109,9 +115,10 @@ def seeded(key: str, url_name: str, default):
     return st.session_state[key]
 
 
-def keep(key: str, url_name: str):
-    """A seeded widget's value, mirrored for other pages and written to the URL."""
+def keep(key: str, url_name: str, linked: bool = True):
+    """A seeded widget's value, mirrored for other pages and written to the URL (left out of
+    it when not `linked`: another parameter stands for it)."""
     value = st.session_state.get(key)
     st.session_state[f"ctx_{key}"] = value
-    remember(url_name, value)
+    remember(url_name, value if linked else None)
     return value

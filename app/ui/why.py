@@ -38,6 +38,7 @@ from ctxlens.models import catalog as cat
 from . import chrome, running
 from .chrome import plain
 from .pickers import precision
+from .state import BIND
 
 WORD_METHODS = (at.IG, at.GRAD_X_INPUT, at.OCCLUSION)
 MODEL_METHODS = ("ablation", "head-importance", "cross-check")
@@ -89,7 +90,7 @@ def kind_picker(lm, prefix: str, kinds=None) -> str | None:
     if len(usable) <= 1:
         return usable[0] if usable else None
     return st.radio("What to explain", usable, format_func=lambda k: KINDS[k][0], horizontal=True,
-                    key=fresh(f"{prefix}_kind", usable))
+                    key=fresh(f"{prefix}_kind", usable), bind=BIND)
 
 
 def refuse_without_head(lm, prefix: str) -> bool:
@@ -122,35 +123,35 @@ def target_picker(lm, subj: at.Subject, kind: str, prefix: str) -> tg.Target:
     record = subj.record
     if kind == PREDICTION:
         c_mode, c_token, c_contrast = st.columns([2, 2, 2])
-        mode = c_mode.radio("Explain", [TOP, TYPED], key=f"{prefix}_target_mode")
-        token = c_token.text_input("Token", key=f"{prefix}_token", placeholder="e.g. Paris",
+        mode = c_mode.radio("Explain", [TOP, TYPED], key=f"{prefix}_target_mode", bind=BIND)
+        token = c_token.text_input("Token", key=f"{prefix}_token", bind=BIND, placeholder="e.g. Paris",
                                    disabled=mode == TOP)
-        contrast = c_contrast.text_input("…rather than (optional)", key=f"{prefix}_contrast",
+        contrast = c_contrast.text_input("…rather than (optional)", key=f"{prefix}_contrast", bind=BIND,
                                          placeholder="e.g. London",
                                          help="Explains the difference of the two tokens' logits: why one and not the other.")
         return tg.prediction_target(lm, record, token if mode == TYPED else None, contrast.strip() or None)
     if kind == ANSWER:
         part = st.radio("Explain the best answer's", list(QA_PARTS), format_func=QA_PARTS.get, horizontal=True,
-                        key=f"{prefix}_qa_part")
+                        key=f"{prefix}_qa_part", bind=BIND)
         return tg.qa_target(record, part)
     if kind == NEXT_SENTENCE:
         if record.text_pair is None:
             raise InputError("Next-sentence prediction reads a pair: add a second sentence (B).")
         is_next = st.radio("Explain", [True, False], format_func={True: "IsNext: B follows A",
                                                                    False: "NotNext: B is random"}.get,
-                           horizontal=True, key=f"{prefix}_nsp")
+                           horizontal=True, key=f"{prefix}_nsp", bind=BIND)
         return tg.nsp_target(is_next)
     names = getattr(lm.model.config, "id2label", {}) or {}
     labels = [None, *sorted(names)]
     c_label, c_contrast, c_token = st.columns(3)
-    label = c_label.selectbox("Label", labels, key=f"{prefix}_label",
+    label = c_label.selectbox("Label", labels, key=f"{prefix}_label", bind=BIND,
                               format_func=lambda i: "the model's top label" if i is None else str(names[i]))
-    contrast = c_contrast.selectbox("…rather than (optional)", labels, key=f"{prefix}_label_contrast",
+    contrast = c_contrast.selectbox("…rather than (optional)", labels, key=f"{prefix}_label_contrast", bind=BIND,
                                     format_func=lambda i: "—" if i is None else str(names[i]))
     position = None
     if kind == TOKEN_CLASS:
         tokens = [i for i in range(record.n_tokens) if not record.special_mask[i]]
-        position = c_token.selectbox("Token", tokens, key=fresh(f"{prefix}_label_token", tokens),
+        position = c_token.selectbox("Token", tokens, key=fresh(f"{prefix}_label_token", tokens), bind=BIND,
                                      format_func=lambda i: f"{i}: {record.tokens[i]}")
     if contrast is not None and contrast == label:
         raise InputError("The contrast is the label itself: pick another label to compare with.")
@@ -213,15 +214,15 @@ def ig_controls(lm, prefix: str, usable: set) -> dict:
     methods = [m for m in WORD_METHODS if m in usable]
     titles = {m: registry.method(m).title for m in methods}
     c_method, c_base, c_steps = st.columns([3, 2, 2])
-    method = c_method.radio("Method", methods, format_func=titles.get, horizontal=True, key=f"{prefix}_method")
+    method = c_method.radio("Method", methods, format_func=titles.get, horizontal=True, key=f"{prefix}_method", bind=BIND)
     tok = lm.tokenizer
     baselines = [b for b in at.BASELINES if b == "zero" or getattr(tok, f"{b}_token_id", None) is not None]
     default = at.default_baseline(lm)
     baseline = c_base.selectbox("Baseline (integrated gradients)", baselines, format_func=BASELINE_LABELS.get,
-                                index=baselines.index(default) if default in baselines else 0, key=f"{prefix}_baseline",
+                                index=baselines.index(default) if default in baselines else 0, key=f"{prefix}_baseline", bind=BIND,
                                 help="The input the path starts from: every word replaced by this "
                                      "(special tokens, and a GPT-style model's first token, stay).")
-    steps = c_steps.select_slider("Steps (integrated gradients)", STEPS, value=at.DEFAULT_STEPS, key=f"{prefix}_steps",
+    steps = c_steps.select_slider("Steps (integrated gradients)", STEPS, value=at.DEFAULT_STEPS, key=f"{prefix}_steps", bind=BIND,
                                   help="More steps: the scores add up more exactly to f(input) − f(baseline), "
                                        "at the cost of more forwards.")
     return {"method": method, "baseline": baseline, "steps": int(steps)}
@@ -292,10 +293,10 @@ def ablation_section(lm, subj, target, prefix: str, base: tuple) -> None:
     config = lm.model.config
     layers, heads = config.num_hidden_layers, config.num_attention_heads
     c_kind, c_layer, c_head = st.columns(3)
-    kind = c_kind.selectbox("Knock out", list(KNOCKOUTS), format_func=KNOCKOUTS.get, key=f"{prefix}_ko_kind")
+    kind = c_kind.selectbox("Knock out", list(KNOCKOUTS), format_func=KNOCKOUTS.get, key=f"{prefix}_ko_kind", bind=BIND)
     layer = int(c_layer.number_input(f"Layer (0–{layers - 1})", 0, layers - 1, 0,
-                                     key=fresh(f"{prefix}_ko_layer", range(layers))))
-    head = int(c_head.number_input(f"Head (0–{heads - 1})", 0, heads - 1, 0, key=fresh(f"{prefix}_ko_head", range(heads)),
+                                     key=fresh(f"{prefix}_ko_layer", range(layers)), bind=BIND))
+    head = int(c_head.number_input(f"Head (0–{heads - 1})", 0, heads - 1, 0, key=fresh(f"{prefix}_ko_head", range(heads)), bind=BIND,
                                    disabled=kind != ab.HEAD))
     knockout = ab.Knockout(kind, layer, head if kind == ab.HEAD else None)
     result = cached(("why_ablation", *base, knockout), lambda: ab.ablate(lm, subj, target, knockout))
@@ -368,9 +369,9 @@ def sense_section(occurrences: dict, layers: dict, device: str) -> None:
         "sense; blue: toward the other)."
     )
     c_model, c_occ = st.columns([1, 3])
-    key = c_model.selectbox("Model", list(occurrences), key="lab_why_model")
+    key = c_model.selectbox("Model", list(occurrences), key="lab_why_model", bind=BIND)
     occ = occurrences[key]
-    which = c_occ.selectbox("Occurrence", range(occ.n), key=fresh("lab_why_occ", range(occ.n)),
+    which = c_occ.selectbox("Occurrence", range(occ.n), key=fresh("lab_why_occ", range(occ.n)), bind=BIND,
                             format_func=lambda i: f"{i + 1}. [{occ.senses[i]}] {occ.texts[i][:100]}")
     layer = layers[key]
     digest = hashlib.blake2b(np.ascontiguousarray(occ.vectors[layer]).tobytes(), digest_size=16).hexdigest()
