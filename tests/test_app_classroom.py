@@ -63,6 +63,9 @@ def test_projector_figures_have_no_text_under_18_px_and_leave_the_original_alone
              big.data[1].marker.colorbar.tickfont.size, big.data[1].textfont.size]
     assert min(sizes) >= 18 and layout.height > 300
     assert fig.layout.xaxis.tickfont.size == 9 and fig.layout.height == 300
+    # A chart without a scale gets none (an empty colorbar once covered a line chart's legend).
+    lines = for_projector(go.Figure([go.Scatter(x=[0, 1], y=[1, 2], mode="lines+markers"), go.Heatmap(z=[[1]])]))
+    assert lines.data[0].marker.colorbar.to_plotly_json() == {} and lines.data[1].colorbar.tickfont.size >= 18
 
 
 def test_home_shows_the_three_families_elmo_without_ids_and_a_log_norm_map():

@@ -45,8 +45,9 @@ def fill_section(lm, text: str, whole_word: bool, top_k: int, device: str) -> No
     slots = result.slots[:MAX_SLOT_CHARTS]
     if len(result.slots) > len(slots):
         st.info(f"{len(result.slots)} masks: the first {len(slots)} are shown.")
-    for row in range(0, len(slots), 3):
-        for column, (n, slot) in zip(st.columns(3), enumerate(slots[row: row + 3], start=row + 1)):
+    per_row = 1 if chrome.projector_on() else max(1, min(3, len(slots)))  # one mask: the whole width for its title
+    for row in range(0, len(slots), per_row):
+        for column, (n, slot) in zip(st.columns(per_row), enumerate(slots[row: row + per_row], start=row + 1)):
             title = f"mask {n}: {snippet(result.text, slot.span)}"
             with column:
                 if slot.fillers:

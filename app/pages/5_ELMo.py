@@ -53,7 +53,7 @@ def comparison_picker() -> str | None:
     options += [k for k in st.session_state[state.EXTRA_KEY] if k not in cat.CATALOG]
     return st.sidebar.selectbox(
         "Same mix on a BERT/GPT model", [None] + options, key="elmo_compare", bind=BIND,
-        format_func=lambda k: "none" if k is None else (cat.CATALOG[k].label if k in cat.CATALOG else f"{k} (custom)"),
+        format_func=lambda k: "none" if k is None else pickers.model_label(k),
         help="Feature-based BERT: a task reads a weighted sum of frozen layers, as with ELMo.",
     )
 
@@ -104,19 +104,21 @@ def mix_controls(key: str, n_states: int) -> tuple[list[float], float]:
 
     for column, name in zip(st.columns(len(presets)), presets):
         column.button(name, key=f"{prefix}_preset_{name}", on_click=apply, args=(name,), width="stretch")
-    for k in s_keys:
-        st.session_state.setdefault(k, 0.0)  # no value= below: a preset writes the state instead
-    st.session_state.setdefault(f"{prefix}_gamma", 1.0)
+    # The defaults are value=, not set in the session state: a bound slider leaves out of the
+    # URL the value equal to its default, which without value= is its minimum, so a preset's
+    # s = -5 (or γ = 0) was dropped from a copied link and came back as 0 (or 1). A preset
+    # writes the session state, which wins over value= (Streamlit logs that once).
+    s, gamma = [0.0] * n_states, 1.0
     per_row = 7
     for start in range(0, n_states + 1, per_row):
         columns = st.columns(per_row)
         for offset, column in enumerate(columns):
             j = start + offset
             if j < n_states:
-                column.slider(f"s_{j}", *S_RANGE, step=0.1, key=s_keys[j], bind=BIND)
+                s[j] = column.slider(f"s_{j}", *S_RANGE, 0.0, step=0.1, key=s_keys[j], bind=BIND)
             elif j == n_states:
-                column.slider("γ", 0.0, 4.0, step=0.05, key=f"{prefix}_gamma", bind=BIND)
-    return [st.session_state[k] for k in s_keys], st.session_state[f"{prefix}_gamma"]
+                gamma = column.slider("γ", 0.0, 4.0, 1.0, step=0.05, key=f"{prefix}_gamma", bind=BIND)
+    return s, gamma
 
 
 def carried_mix(mix: tuple[list[float], float], n_states: int) -> tuple[list[float], float]:
@@ -219,6 +221,10 @@ exercise.on_page("ELMo", device)
 prefer_an_elmo(device)
 picked = pickers.model_picker("ELMo model", methods=("elmo-layers",), multi=False)
 compare = comparison_picker()
+if compare is not None and compare not in cat.CATALOG and compare not in st.session_state[state.MODELS_KEY]:
+    # A custom model is offered only when the link's models name it, and the single-model
+    # picker above keeps just the ELMo: the link carries it too, or a copy loses the comparison.
+    state.remember("model", [*st.session_state[state.MODELS_KEY], compare])
 pooling = st.sidebar.selectbox("Sub-word pooling", ["mean", "first", "last"], key="elmo_pooling", bind=BIND) if compare else "mean"
 
 with st.expander("ELMo models on this machine", expanded=False):

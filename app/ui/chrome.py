@@ -15,8 +15,10 @@ from . import state
 EXPORT_FORMATS = ("png", "svg")
 FORMAT_KEY = "ctx_export_format"
 LESSONS_KEY = "ctx_lessons"  # the container whose page links are drawn as buttons
+_WRAP = "white-space: normal !important; overflow: visible !important; text-overflow: clip !important;"
 # On every page: a "Working…" badge while the script runs (after 0.6 s, so quick reruns do not
-# flash; before, only greyed-out old output showed that work was under way), and lesson buttons.
+# flash; before, only greyed-out old output showed that work was under way), lesson buttons, and
+# model chips that wrap instead of being cut ("SmolLM2-135M-Inst…").
 _PAGE_CSS = f"""
 <style>
 [data-testid="stApp"][data-test-script-state="running"]::after {{
@@ -26,6 +28,8 @@ _PAGE_CSS = f"""
   opacity: 0; animation: ctx-working 0s 0.6s forwards;
 }}
 @keyframes ctx-working {{ to {{ opacity: 1; }} }}
+[data-testid="stMultiSelect"] [data-tag] {{ max-width: none !important; height: auto !important; }}
+[data-testid="stMultiSelect"] [data-tag] > span {{ {_WRAP} overflow-wrap: anywhere; }}
 .st-key-{LESSONS_KEY} [data-testid="stPageLink"] a {{
   border: 1px solid #2b6cb0; border-radius: 0.5rem; background: #ebf4ff; padding: 0.4rem 0.7rem;
 }}
@@ -39,10 +43,9 @@ _PAGE_CSS = f"""
 """
 # Projector mode: large text and high contrast everywhere a class reads. Tables (a canvas that
 # ignores CSS fonts) and bertviz iframes are zoomed, at a width that keeps them in their column;
-# the sidebar widens, and model chips, page names and lesson links wrap instead of being cut.
+# the sidebar widens, page names and lesson links wrap instead of being cut, and tabs wrap into rows.
 # Figures: `chart`; side-by-side models: `model_columns`.
 _ZOOM = 1.3
-_WRAP = "white-space: normal !important; overflow: visible !important; text-overflow: clip !important;"
 _PROJECTOR_CSS = f"""
 <style>
 html, body, [data-testid="stAppViewContainer"] {{ font-size: 22px !important; }}
@@ -50,15 +53,13 @@ html, body, [data-testid="stAppViewContainer"] {{ font-size: 22px !important; }}
 [data-testid="stMarkdownContainer"] p, label, input, textarea {{ font-size: 1.15rem !important; }}
 h1 {{ font-size: 2.6rem !important; }} h2, h3 {{ font-size: 1.9rem !important; }}
 [data-testid="stSidebar"] {{ width: 420px !important; min-width: 420px !important; }}
-[data-testid="stSidebar"] input {{ font-size: 1rem !important; }}
+[data-testid="stSidebar"] input {{ font-size: 0.8rem !important; }}
 [data-testid="stMainBlockContainer"] {{ padding-left: 1.5rem !important; padding-right: 1.5rem !important; }}
 [data-testid="stElementContainer"]:has([data-testid="stDataFrame"], [data-testid="stIFrame"]) {{
   zoom: {_ZOOM}; width: calc(100% / {_ZOOM}) !important; max-width: calc(100% / {_ZOOM}) !important;
 }}
-[data-testid="stMultiSelect"] [data-tag] {{ max-width: none !important; height: auto !important; }}
-[data-testid="stMultiSelect"] [data-tag] > span, .stMarkdownEllipsis, .stMarkdownEllipsis *, [data-testid="stPageLink"] a * {{
-  {_WRAP} overflow-wrap: break-word;
-}}
+.stMarkdownEllipsis, .stMarkdownEllipsis *, [data-testid="stPageLink"] a * {{ {_WRAP} overflow-wrap: break-word; }}
+[data-testid="stTabs"] [role="tablist"] {{ flex-wrap: wrap; }}
 .st-key-{LESSONS_KEY} [data-testid="stHorizontalBlock"] {{ flex-wrap: wrap; }}
 .st-key-{LESSONS_KEY} [data-testid="stColumn"] {{ min-width: 11rem; }}
 </style>
@@ -158,6 +159,11 @@ _MARKDOWN = re.compile(r"([\\`*_{}\[\]()#+\-.!|<>~$])")
 def plain(text) -> str:
     """User or model text (a token, a label, generated text) shown as typed inside st.markdown."""
     return _MARKDOWN.sub(r"\\\1", str(text))
+
+
+def cut(text: str, limit: int) -> str:
+    """`text` in at most `limit` characters, an ellipsis marking the cut (a select box cannot wrap)."""
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def escape(text: str) -> str:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import streamlit as st
 
 from ctxlens.methods import registry
@@ -50,9 +52,13 @@ def precision() -> str | None:
     return st.session_state.get(DTYPE_KEY)
 
 
-def _option_label(key: str) -> str:
+def model_label(key: str) -> str:
+    """A model's name in a picker: the catalog's label; a local folder by its own name (a full
+    path did not fit the sidebar); any other Hugging Face id as typed."""
     spec = cat.CATALOG.get(key)
-    return spec.label if spec else f"{key} (custom)"
+    if spec is not None:
+        return spec.label
+    return f"{Path(key).name} (folder)" if Path(key).is_dir() else f"{key} (custom)"
 
 
 def model_picker(label: str = "Models", methods=None, multi: bool = True) -> list[str]:
@@ -64,9 +70,9 @@ def model_picker(label: str = "Models", methods=None, multi: bool = True) -> lis
     fallback = not chosen  # none of the session's models fits: the page offers its first runnable one
     chosen = chosen or _first_runnable(options)
     if multi:
-        picked = st.sidebar.multiselect(label, options, default=chosen, format_func=_option_label)
+        picked = st.sidebar.multiselect(label, options, default=chosen, format_func=model_label)
     else:
-        picked = [st.sidebar.selectbox(label, options, index=options.index(chosen[0]), format_func=_option_label)]
+        picked = [st.sidebar.selectbox(label, options, index=options.index(chosen[0]), format_func=model_label)]
     with st.sidebar.expander("Add any Hugging Face model"):
         extra = st.text_input("Model id or local folder", key="w_extra_model", placeholder="e.g. bert-base-cased")
         if st.button("Add model", key="w_add_model") and extra.strip():

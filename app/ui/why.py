@@ -368,11 +368,13 @@ def sense_section(occurrences: dict, layers: dict, device: str) -> None:
         "integrated gradients share it among the sentence's words (red: pulls toward its own "
         "sense; blue: toward the other)."
     )
-    c_model, c_occ = st.columns([1, 3])
-    key = c_model.selectbox("Model", list(occurrences), key="lab_why_model", bind=BIND)
+    # One above the other, each the column's width; the sentence cut to what a projector's font
+    # fits there at 1280 px (the select box keeps a label drawn before projector mode was on),
+    # whole in the attribution below.
+    key = st.selectbox("Model", list(occurrences), key="lab_why_model", bind=BIND)
     occ = occurrences[key]
-    which = c_occ.selectbox("Occurrence", range(occ.n), key=fresh("lab_why_occ", range(occ.n)), bind=BIND,
-                            format_func=lambda i: f"{i + 1}. [{occ.senses[i]}] {occ.texts[i][:100]}")
+    which = st.selectbox("Occurrence", range(occ.n), key=fresh("lab_why_occ", range(occ.n)), bind=BIND,
+                         format_func=lambda i: f"{i + 1}. [{occ.senses[i]}] {chrome.cut(occ.texts[i], 40)}")
     layer = layers[key]
     digest = hashlib.blake2b(np.ascontiguousarray(occ.vectors[layer]).tobytes(), digest_size=16).hexdigest()
     ident = ("lab_sense", key, device, precision(), digest, tuple(occ.senses), which, occ.texts[which], layer)

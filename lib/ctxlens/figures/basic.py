@@ -13,6 +13,7 @@ import plotly.graph_objects as go
 from ..record import Analysis
 
 PROJECTOR_PX = 18  # the smallest text a class reads from the back of a room
+PROJECTOR_INK = "#111111"  # axis and legend text: the theme's grey fades on a projector
 LOG_RATIO = 100  # norms spanning more than this (an attention sink) are coloured on a log scale
 MAX_TICKS = 12  # layer labels past this many overlap: every k-th is shown
 
@@ -83,23 +84,35 @@ def hidden_norm_heatmap(record: Analysis, title: str | None = None) -> go.Figure
     return fig
 
 
+_SCALED_TRACES = {"heatmap", "contour", "histogram2d", "histogram2dcontour", "surface", "choropleth"}
+
+
+def _shows_colorbar(part, trace) -> bool:
+    """Whether `part` (a trace or its marker) draws a colorbar. Writing a font into a colorbar
+    that was never set creates one: plotly.js then drew an empty scale over a line chart's legend."""
+    if "colorbar" not in part or part.showscale is False:
+        return False
+    return bool(part.colorbar.to_plotly_json()) or bool(part.showscale) or (
+        part is trace and trace.type in _SCALED_TRACES)
+
+
 def for_projector(fig: go.Figure, size: int = PROJECTOR_PX) -> go.Figure:
     """A copy of `fig` with every text at least `size` px: titles, axes, ticks, legend,
     hover, colorbars, annotations and text on bars and points (not in heatmap cells, sized
     to fit them); a little taller for the room it takes."""
     fig = go.Figure(fig)
-    big = dict(size=size)
-    fig.update_layout(font=big, title_font=dict(size=size + 4), title_subtitle_font=big, title_automargin=True,
-                      legend_font=big, legend_title_font=big, hoverlabel_font=big)
+    big, ink = dict(size=size), dict(size=size, color=PROJECTOR_INK)
+    fig.update_layout(font=ink, title_font=dict(size=size + 4, color=PROJECTOR_INK), title_subtitle_font=ink,
+                      title_automargin=True, legend_font=ink, legend_title_font=ink, hoverlabel_font=big)
     for update in (fig.update_xaxes, fig.update_yaxes):
-        update(tickfont=big, title_font=big, automargin=True)
+        update(tickfont=ink, title_font=ink, automargin=True)
     fig.update_annotations(font=big)
-    fig.update_coloraxes(colorbar_tickfont=big, colorbar_title_font=big)
+    fig.update_coloraxes(colorbar_tickfont=ink, colorbar_title_font=ink)
     fig.update_scenes(xaxis_tickfont=big, yaxis_tickfont=big, zaxis_tickfont=big)
     for trace in fig.data:
         for part in (trace, getattr(trace, "marker", None)):
-            if part is not None and "colorbar" in part:
-                part.colorbar.update(tickfont=big, title_font=big)
+            if part is not None and _shows_colorbar(part, trace):
+                part.colorbar.update(tickfont=ink, title_font=ink)
         if "textfont" in trace and trace.type != "heatmap":  # numbers in cells keep the size that fits them
             now = trace.textfont.size
             trace.textfont.size = max(now, size) if isinstance(now, (int, float)) else size
