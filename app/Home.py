@@ -92,13 +92,13 @@ with st.container(key=chrome.LESSONS_KEY):
             lesson_link(lesson)
 
 device = pickers.device_picker()
-exercise.on_page("Home", device)
 models = pickers.model_picker()
 
 with st.expander("Model status", expanded=False):
     pickers.status_panel(device)
 
 text, second = inputs.sentence_input("The bank of the river was muddy after the storm.")
+exercise.on_page("Home", device, text)  # a question about the sentence in view
 
 inputs.require_models(models)
 text, second = inputs.require_pair(text, second)

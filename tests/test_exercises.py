@@ -19,7 +19,16 @@ PAGE = str(Path(__file__).resolve().parents[1] / "app" / "pages" / "9_Exercises.
 
 @pytest.fixture(scope="module")
 def posed():
-    return {k: e.pose(get_model(e.model, "cpu")) for k, e in E.EXERCISES.items()}
+    return {k: e.ask(get_model(e.model, "cpu")) for k, e in E.EXERCISES.items()}
+
+
+def _guess(at, key):
+    """Exercise `key`'s answer buttons (keyed by its question, so a new sentence starts afresh)."""
+    return next(r for r in at.radio if r.key.startswith(f"ex_{key}_") and r.key.endswith("_guess"))
+
+
+def _reveal(at, key):
+    return next(b for b in at.button if b.key.startswith(f"ex_{key}_") and b.key.endswith("_reveal"))
 
 
 def test_at_least_eight_exercises_over_the_pages_on_embedded_models(posed):
@@ -85,12 +94,12 @@ def test_the_page_reveals_right_and_wrong_guesses_for_every_exercise(posed):
     for key, p in posed.items():
         at.selectbox(key="ex_pick").set_value(key).run()
         wrong = p.choices[(p.answer + 1) % len(p.choices)]
-        at.radio(key=f"ex_{key}_guess").set_value(wrong).run()
-        at.button(key=f"ex_{key}_reveal").click().run()
+        _guess(at, key).set_value(wrong).run()
+        _reveal(at, key).click().run()
         ok(at)
         assert any("Not this time" in w.value for w in at.warning), key
-        at.radio(key=f"ex_{key}_guess").set_value(p.choices[p.answer]).run()
-        at.button(key=f"ex_{key}_reveal").click().run()
+        _guess(at, key).set_value(p.choices[p.answer]).run()
+        _reveal(at, key).click().run()
         assert any(s.value.startswith("Right") for s in at.success), key
         assert at.query_params["ex"] == [key] or at.query_params["ex"] == key  # the link names it
 
@@ -113,11 +122,35 @@ def test_a_page_offers_its_exercises_behind_a_toggle(page, key):
     path = str(Path(PAGE).parent / page)
     at = AppTest.from_file(path, default_timeout=300).run()
     ok(at)
-    assert not any(r.key == f"ex_{key}_guess" for r in at.radio)  # nothing runs until asked
+    assert not any(r.key.startswith(f"ex_{key}_") for r in at.radio)  # nothing runs until asked
     page_name = E.EXERCISES[key].page
     at.toggle(key=f"ex_on_{page_name}").set_value(True).run()
-    choice = at.radio(key=f"ex_{key}_guess").options[0]
-    at.radio(key=f"ex_{key}_guess").set_value(choice).run()
-    at.button(key=f"ex_{key}_reveal").click().run()
+    choice = _guess(at, key).options[0]
+    _guess(at, key).set_value(choice).run()
+    _reveal(at, key).click().run()
     ok(at)
     assert at.success or any("Not this time" in w.value for w in at.warning)
+
+
+def test_a_page_exercise_asks_about_the_sentence_in_view():
+    from streamlit.testing.v1 import AppTest
+
+    text = "My sister parked her red bicycle next to the old library."
+    at = AppTest.from_file(str(Path(PAGE).parent / "1_Attention.py"), default_timeout=300).run()
+    at.text_area(key="w_text").set_value(text).run()
+    at.toggle(key="ex_on_Attention").set_value(True).run()
+    ok(at)
+    assert any(text in m.value.replace("\\", "") for m in at.markdown)
+    record = get_model(E.MINILM, "cpu").analyze([text])[0]
+    prev = head_statistics(record.attentions, record.special_mask, record.tokens)["prev"]
+    layer, head = np.unravel_index(int(np.nanargmax(prev)), prev.shape)
+    _guess(at, "prev-head").set_value(f"layer {layer}, head {head}").run()
+    _reveal(at, "prev-head").click().run()
+    assert any(m.value.startswith("Right") for m in at.success)
+
+
+def test_a_sentence_too_short_for_the_question_gets_a_message():
+    with pytest.raises(E.InputError, match="at least 5 words"):
+        E.EXERCISES["surprise"].ask(get_model(E.SMOLLM, "cpu"), "Hello there.")
+    p = E.EXERCISES["pieces"].ask(get_model(E.SMOLLM, "cpu"), "A hippopotamus swam.")
+    assert "hippopotamus" in p.question

@@ -62,9 +62,9 @@ st.markdown(
 )
 
 device = pickers.device_picker()
-exercise.on_page("Attention", device)
 models = pickers.model_picker()
 text, second = inputs.sentence_input("The bank of the river was muddy after the storm.")
+exercise.on_page("Attention", device, text)  # a question about the sentence in view
 
 inputs.require_models(models)
 text, second = inputs.require_pair(text, second)

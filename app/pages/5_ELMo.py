@@ -217,7 +217,6 @@ st.markdown(
 )
 
 device = pickers.device_picker()
-exercise.on_page("ELMo", device)
 prefer_an_elmo(device)
 picked = pickers.model_picker("ELMo model", methods=("elmo-layers",), multi=False)
 compare = comparison_picker()
@@ -241,6 +240,7 @@ state.seeded("elmo_text", "sentences", DEFAULT_SENTENCES)  # a link may bring it
 st.text_area("Sentences, one per line", key="elmo_text", height=110)
 text = inputs.require_text(state.keep("elmo_text", "sentences"), "list of sentences")
 sentences = [line.strip() for line in text.splitlines() if line.strip()]
+exercise.on_page("ELMo", device, sentences[0])  # a question about the first sentence in view
 if len(sentences) > MAX_SENTENCES:
     st.warning(f"Only the first {MAX_SENTENCES} of {len(sentences)} sentences are used.")
     sentences = sentences[:MAX_SENTENCES]

@@ -171,11 +171,11 @@ st.markdown(
 )
 
 device = pickers.device_picker()
-exercise.on_page("Next token", device)
 picked = pickers.model_picker("Causal language model", methods=PAGE_METHODS, multi=False)
 top_k = st.sidebar.slider("Top k", 1, 30, 10, key="nt_top_k", bind=BIND)
 
 text, _ = inputs.sentence_input(DEFAULT_TEXT, pair=False, key="nt_text")
+exercise.on_page("Next token", device, text)  # questions about the text in view
 text = inputs.require_text(text)
 
 key = picked[0]

@@ -3,9 +3,12 @@ model's answer with its numbers). The exercises themselves are `ctxlens.methods.
 
 from __future__ import annotations
 
+import zlib
+
 import streamlit as st
 
 from ctxlens.cache import cached
+from ctxlens.errors import InputError
 from ctxlens.methods.exercises import EXERCISES
 from ctxlens.models import catalog as cat
 from ctxlens.models.registry import model_status
@@ -16,35 +19,41 @@ from .pickers import precision
 from .state import BIND
 
 
-def posed(key: str, device: str):
-    """The exercise's question and the model's answer (cached: a class asks the same one)."""
+def posed(key: str, device: str, text: str | None):
+    """The exercise's question on `text` and the model's answer (cached: a class asks the same one)."""
     exercise = EXERCISES[key]
     lm = running.load_model(exercise.model, device)
     if lm is None:
         return None
+    text = text if exercise.example is not None else None  # the others read no sentence
     with st.spinner(f"{exercise.model} is answering…"):
-        return cached(("exercise", key, exercise.model, device, precision()), lambda: exercise.pose(lm))
+        return cached(("exercise", key, exercise.model, device, precision(), text), lambda: exercise.ask(lm, text))
 
 
-def exercise_box(key: str, device: str) -> None:
-    """The exercise `key` in a bordered box: guess, reveal, right or wrong."""
+def exercise_box(key: str, device: str, text: str | None = None) -> None:
+    """The exercise `key`, on the sentence in view (`text`), in a bordered box: guess, reveal,
+    right or wrong."""
     exercise = EXERCISES[key]
     with st.container(border=True):
         st.markdown(f"**Predict, then reveal** · {exercise.page} · {exercise.model}")
         if not _available(exercise.model):
             return
         try:
-            p = posed(key, device)
+            p = posed(key, device, text)
+        except InputError as exc:  # e.g. a sentence too short for the question
+            st.info(str(exc))
+            return
         except Exception as exc:  # noqa: BLE001 - a failure is a message, the page goes on
             chrome.show_error(exc)
             return
         if p is None:
             return
         st.markdown(plain(p.question))
-        guess = st.radio("Your guess", p.choices, index=None, key=f"ex_{key}_guess", horizontal=True)
-        if st.button("Reveal the model's answer", key=f"ex_{key}_reveal", disabled=guess is None):
-            st.session_state[f"ex_{key}_revealed"] = guess
-        revealed = st.session_state.get(f"ex_{key}_revealed")
+        asked = f"ex_{key}_{zlib.crc32(p.question.encode()):08x}"  # a new sentence: a new guess
+        guess = st.radio("Your guess", p.choices, index=None, key=f"{asked}_guess", horizontal=True)
+        if st.button("Reveal the model's answer", key=f"{asked}_reveal", disabled=guess is None):
+            st.session_state[f"{asked}_revealed"] = guess
+        revealed = st.session_state.get(f"{asked}_revealed")
         if revealed is None:
             st.caption("Choose an answer, then reveal what the model does.")
             return
@@ -56,12 +65,13 @@ def exercise_box(key: str, device: str) -> None:
             st.dataframe(p.detail, hide_index=True)
 
 
-def on_page(page: str, device: str) -> None:
-    """The exercises that belong to `page`, behind a toggle: nothing runs until a student asks."""
+def on_page(page: str, device: str, text: str | None = None) -> None:
+    """The exercises that belong to `page`, on its sentence `text`, behind a toggle: nothing
+    runs until a student asks."""
     keys = [k for k, e in EXERCISES.items() if e.page == page]
     if keys and st.toggle("Predict, then reveal: try an exercise on this page", key=f"ex_on_{page}", bind=BIND):
         for key in keys:
-            exercise_box(key, device)
+            exercise_box(key, device, text)
 
 
 def _available(model: str) -> bool:

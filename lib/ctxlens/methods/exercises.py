@@ -2,13 +2,16 @@
 then by the model, with the model's own numbers.
 
 Each exercise names the page it belongs to and the embedded model it runs (available offline),
-and `pose(lm)` computes the question's choices and the model's answer with the library's
-methods: nothing is scripted, so the reveal is what the model does on this machine.
+and `pose(lm, text)` computes the question's choices and the model's answer with the library's
+methods: nothing is scripted, so the reveal is what the model does on this machine. Those that
+read one sentence ask about the page's sentence (`text`), or about their example without one;
+the others ask about a prepared set of sentences.
 """
 
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -25,6 +28,7 @@ from .next_token import next_tokens
 from .targets import prediction_target
 
 MINILM, SMOLLM, ELMO = "all-MiniLM-L6-v2", "SmolLM2-135M-Instruct", "elmo-tiny-test"
+OPENING_WORDS = 3  # the surprise exercise leaves out a sentence's first words (no context yet)
 
 
 @dataclass(frozen=True)
@@ -41,7 +45,12 @@ class Exercise:
     key: str  # stable: links carry it
     page: str  # the page it sits on
     model: str  # an embedded model, available offline
-    pose: Callable[[object], Posed]
+    pose: Callable[[object, str], Posed]  # (model, sentence) -> the question and the model's answer
+    example: str | None = None  # the sentence asked about when the page has none; None: reads no sentence
+
+    def ask(self, lm, text: str | None = None) -> Posed:
+        """The exercise on `text` (the sentence in view), or on its example."""
+        return self.pose(lm, (text or "").strip() or self.example)
 
 
 def _choices(correct: str, others: list[str], seed: str, n: int = 4) -> tuple[tuple[str, ...], int]:
@@ -53,24 +62,24 @@ def _choices(correct: str, others: list[str], seed: str, n: int = 4) -> tuple[tu
     return shuffled, shuffled.index(correct)
 
 
-def next_word(lm) -> Posed:
-    text = "The capital of France is"
+def next_word(lm, text: str) -> Posed:
     cands = next_tokens(lm, text, top_k=6).candidates
     shown = [c.text.replace("␣", "").strip() or c.text for c in cands]
-    choices, answer = _choices(shown[0], shown[1:] + ["Rome"], "next-word")
+    choices, answer = _choices(shown[0], shown[1:], "next-word")
     table = pd.DataFrame({"next token": [c.text for c in cands], "probability": [round(c.prob, 3) for c in cands]})
     return Posed(f"Which word will {lm.spec.key} put after “{text}”?", choices, answer,
                  f"Its top token is “{cands[0].text}” with probability {cands[0].prob:.0%}.", table)
 
 
-def most_surprising(lm) -> Posed:
-    opening, rest = "The cat sat", " on the piano and played a sonata."
-    text = opening + rest
+def most_surprising(lm, text: str) -> Posed:
     record = analyze(lm, text)
     bits = surprisal(record).bits
-    # Words after the opening: the first words of any text are surprising for want of context.
-    later = [i for i, w in enumerate(record.words) if w.start >= len(opening) and w.text.isalpha()]
+    # Words after the first three: the first words of any text are surprising for want of context.
+    opening = " ".join(w.text for w in record.words[:OPENING_WORDS])
+    later = [i for i, w in enumerate(record.words) if i >= OPENING_WORDS and w.text.isalpha()]
     per_word = {record.words[i].text: float(np.nansum(bits[record.word_tokens(i)])) for i in later}
+    if len(per_word) < 2:
+        raise InputError(f"This exercise needs a sentence of at least {OPENING_WORDS + 2} words.")
     best = max(per_word, key=per_word.get)
     choices, answer = _choices(best, sorted(per_word, key=per_word.get, reverse=True)[1:], "surprise")
     table = pd.DataFrame({"word": list(per_word), "surprisal (bits)": [round(v, 1) for v in per_word.values()]})
@@ -78,8 +87,8 @@ def most_surprising(lm) -> Posed:
                  f"“{best}” costs {per_word[best]:.1f} bits: about 1 chance in {2 ** per_word[best]:,.0f}.", table)
 
 
-def word_that_matters(lm) -> Posed:
-    text = "The capital of France is"
+def word_that_matters(lm, _text=None) -> Posed:
+    text = "The capital of France is"  # the question is Paris against London: always this sentence
     subj = subject(lm, text)
     target = prediction_target(lm, subj.record, "Paris", "London")
     result = occlusion(lm, subj, target)
@@ -92,8 +101,7 @@ def word_that_matters(lm) -> Posed:
                  f"Without “{best}”, the log-odds of Paris over London fall by {scores[best]:.2f}.", table)
 
 
-def previous_token_head(lm) -> Posed:
-    text = "The quick brown fox jumps over the lazy dog near the quiet river bank."
+def previous_token_head(lm, text: str) -> Posed:
     record = analyze(lm, text)
     prev = attention_methods.head_statistics(record)["prev"]  # [L, H] share on the previous token
     heads = [tuple(map(int, np.unravel_index(int(i), prev.shape))) for i in np.argsort(-prev, axis=None)]
@@ -109,7 +117,7 @@ def previous_token_head(lm) -> Posed:
                  pd.DataFrame({"head": list(share), "attention on the previous token": list(share.values())}))
 
 
-def banks_separate(lm) -> Posed:
+def banks_separate(lm, _text=None) -> Posed:
     preset = load_presets()["bank"]
     sentences = preset.sentences()
     records = lm.analyze([s.text for s in sentences])
@@ -128,7 +136,7 @@ def banks_separate(lm) -> Posed:
                  metrics[["layer", "accuracy", "silhouette"]].round(3))
 
 
-def more_contextual(lm) -> Posed:
+def more_contextual(lm, _text=None) -> Posed:
     preset = load_presets()["bank"]
     sentences = preset.sentences()
     occ = collect_target_vectors(lm.analyze([s.text for s in sentences]), sentences, "bank")
@@ -145,8 +153,10 @@ def more_contextual(lm) -> Posed:
                  pd.DataFrame({"layer": range(1, len(sims) + 1), "mean cosine between occurrences": np.round(sims, 3)}))
 
 
-def more_pieces(lm) -> Posed:
-    word = "electroencephalography"
+def more_pieces(lm, text: str) -> Posed:
+    word = max((w for w in re.findall(r"\w+", text)), key=len, default="")  # the sentence's longest word
+    if not word:
+        raise InputError("This exercise needs a sentence with a word in it.")
     pieces = len(lm.tokenizer(word, add_special_tokens=False)["input_ids"])
     guesses = [str(n) for n in (1, 3, pieces, pieces + 2, max(2, pieces - 2))]
     choices, answer = _choices(str(pieces), guesses, "pieces")
@@ -155,8 +165,8 @@ def more_pieces(lm) -> Posed:
                  f"{pieces}: " + " · ".join(tokens) + ". A rare word is built from frequent pieces.")
 
 
-def elmo_vectors(lm) -> Posed:
-    record = lm.analyze(["The bank of the river."])[0]
+def elmo_vectors(lm, text: str) -> Posed:
+    record = lm.analyze([text])[0]
     n = record.n_layers + 1
     choices, answer = _choices(str(n), ["1", "2", "4", "5"], "elmo")
     return Posed("How many vectors does ELMo give each word of a sentence?", choices, answer,
@@ -165,13 +175,14 @@ def elmo_vectors(lm) -> Posed:
 
 
 EXERCISES: dict[str, Exercise] = {e.key: e for e in (
-    Exercise("next-word", "Next token", SMOLLM, next_word),
-    Exercise("surprise", "Next token", SMOLLM, most_surprising),
+    Exercise("next-word", "Next token", SMOLLM, next_word, "The capital of France is"),
+    Exercise("surprise", "Next token", SMOLLM, most_surprising, "The cat sat on the piano and played a sonata."),
     Exercise("why-word", "Why?", SMOLLM, word_that_matters),
-    Exercise("prev-head", "Attention", MINILM, previous_token_head),
+    Exercise("prev-head", "Attention", MINILM, previous_token_head,
+             "The quick brown fox jumps over the lazy dog near the quiet river bank."),
     Exercise("banks", "Polysemy lab", MINILM, banks_separate),
     Exercise("contextual", "Contextuality", MINILM, more_contextual),
-    Exercise("pieces", "Home", SMOLLM, more_pieces),
-    Exercise("elmo", "ELMo", ELMO, elmo_vectors),
+    Exercise("pieces", "Home", SMOLLM, more_pieces, "She studied electroencephalography at the hospital."),
+    Exercise("elmo", "ELMo", ELMO, elmo_vectors, "The bank of the river."),
 )}
 
