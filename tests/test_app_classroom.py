@@ -10,6 +10,7 @@ from apptest import charts, ok, open_page
 from streamlit.testing.v1 import AppTest
 
 from ctxlens.figures.basic import for_projector, hidden_norm_heatmap
+from ctxlens.figures.export import figure_table
 from ctxlens.record import Activations, Analysis, Family, Word
 
 APP = Path(__file__).resolve().parents[1] / "app"
@@ -44,6 +45,9 @@ def test_an_attention_sink_is_coloured_on_a_log_scale_and_many_layers_are_thinne
     assert "log scale" in trace.colorbar.title.text
     assert set(trace.colorbar.ticktext) >= {"10", "10,000"}
     np.testing.assert_allclose(trace.customdata, np.linalg.norm(hidden, axis=-1))  # hover: the real norm
+    table = figure_table(heatmap)  # the CSV: the colour's log10 and the norm itself
+    np.testing.assert_allclose(table["norm"], np.linalg.norm(hidden, axis=-1).ravel(), rtol=1e-6)
+    np.testing.assert_allclose(table["value"], np.log10(table["norm"]), rtol=1e-5)
     assert len(range(0, 31, heatmap.layout.yaxis.dtick)) <= 12
     flat = hidden_norm_heatmap(_record(np.ones((3, 5, 4), np.float32) * np.arange(1, 4)[:, None, None]))
     assert "log" not in flat.data[0].colorbar.title.text and flat.layout.yaxis.dtick == 1

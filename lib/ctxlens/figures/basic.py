@@ -70,7 +70,7 @@ def hidden_norm_heatmap(record: Analysis, title: str | None = None) -> go.Figure
         go.Heatmap(
             z=np.log10(np.maximum(norms, low)) if log else norms, x=x, y=list(range(norms.shape[0])),
             name="log10 ‖h‖" if log else "‖h‖", colorscale="Viridis", colorbar=colorbar,
-            text=np.array([labels] * norms.shape[0]), customdata=norms,
+            text=np.array([labels] * norms.shape[0]), customdata=norms, meta=dict(customdata="norm"),
             hovertemplate="token %{text} (pos %{x})<br>layer %{y}<br>norm %{customdata:.2f}<extra></extra>",
         )
     )

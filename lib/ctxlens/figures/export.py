@@ -38,6 +38,9 @@ def figure_table(fig: go.Figure) -> pd.DataFrame:
             yy, xx = np.meshgrid(np.arange(z.shape[0]), np.arange(z.shape[1]), indexing="ij")
             frame = pd.DataFrame({"x": np.array(xs, dtype=object)[xx.ravel()],
                                   "y": np.array(ys, dtype=object)[yy.ravel()], "value": z.ravel()})
+            shown = (trace.meta or {}).get("customdata") if isinstance(trace.meta, dict) else None
+            if shown:  # the numbers behind a transformed colour (a log scale colours log10 of them)
+                frame[shown] = np.asarray(trace.customdata, dtype=float).ravel()
         elif getattr(trace, "x", None) is not None or getattr(trace, "y", None) is not None:
             n = len(trace.y if trace.y is not None else trace.x)
             frame = pd.DataFrame({"x": _axis_values(trace.x, n), "y": _axis_values(trace.y, n)})
