@@ -24,6 +24,14 @@ def test_attention_page_draws_bertviz_and_plotly_offline():
         assert "<" in texts and "rates" in texts
         assert view.locator("svg b").count() == 0
 
+        # The model view's 12 heads (970 px in bertviz) fit the column once its tab opens.
+        page.get_by_role("tab", name="bertviz model view").first.click()
+        model = page.frame_locator('iframe[title="bertviz model view of all-MiniLM-L6-v2"]').locator("body")
+        model.locator("svg").first.wait_for(state="attached", timeout=60_000)
+        page.wait_for_timeout(500)
+        drawn, room = model.evaluate("b => [b.scrollWidth * parseFloat(b.style.zoom || 1), window.innerWidth]")
+        assert 0 < drawn <= room + 1
+
         page.get_by_role("tab", name="One head").first.click()
         page.wait_for_function(
             "document.querySelectorAll('.js-plotly-plot .main-svg').length >= 1", timeout=120_000

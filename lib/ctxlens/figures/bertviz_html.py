@@ -244,7 +244,18 @@ def model_view_html(
     shown_heads = list(range(record.n_heads)) if heads is None else list(heads)
     if opened is not None and opened[0] in shown_layers and opened[1] in shown_heads:
         body += _open_thumbnail(shown_layers.index(opened[0]), shown_heads.index(opened[1]))
-    return _page(body, "white" if display_mode == "light" else "black")
+    return _page(body + _FIT_WIDTH, "white" if display_mode == "light" else "black")
+
+
+# bertviz draws 12 heads' thumbnails 970 px wide, wider than a page's column: the last heads
+# were cut. Once drawn, the page shrinks to the frame's width (never grows), again whenever the
+# frame is resized (a frame in a hidden tab has no width until the tab opens).
+_FIT_WIDTH = _inline_script(
+    "(function () { function fit() { var body = document.body; body.style.zoom = 1;\n"
+    "    var wide = body.scrollWidth, room = window.innerWidth;\n"
+    "    if (room > 0 && wide > room) { body.style.zoom = room / wide; } }\n"
+    "  fit(); window.addEventListener('resize', fit); })();"
+)
 
 
 def _open_thumbnail(row: int, column: int) -> str:
