@@ -130,3 +130,17 @@ def test_online_the_lesson_is_a_plain_link_that_downloads_on_demand(tiny_models,
     links = {link.proto.label: link.proto for link in at.get("page_link")}
     assert not links["What does BERT predict?"].disabled
     assert not any("SmolLM2, offline" in label for label in links)
+
+
+def test_a_link_choosing_float32_keeps_it_where_half_precision_is_the_default(monkeypatch, tiny_models):
+    monkeypatch.setenv("CTXLENS_DTYPE", "bfloat16")
+    at = AppTest.from_file(MASKED_LM, default_timeout=180)
+    at.session_state["ctx_models"] = at.session_state["ctx_extra_models"] = [tiny_models["bert-mlm"]]
+    at.run()
+    assert at.selectbox(key="w_dtype").value == "bfloat16"  # the machine's default
+    linked = AppTest.from_file(MASKED_LM, default_timeout=180)
+    linked.session_state["ctx_models"] = linked.session_state["ctx_extra_models"] = [tiny_models["bert-mlm"]]
+    linked.query_params["w_dtype"] = "float32 (the model's numbers)"  # the link holds the shown label
+    linked.run()
+    ok(linked)
+    assert linked.selectbox(key="w_dtype").value == "auto"

@@ -98,8 +98,9 @@ def answers_section(result, key: str, window_tokens: int, stride: int, max_answe
     if st.session_state.get("qa_window_shown") not in range(len(windows)):  # an edit may drop windows
         st.session_state.pop("qa_window_shown", None)
     shown = st.selectbox("Window to look at", range(len(windows)), index=best_window, key="qa_window_shown", bind=BIND,
-                         format_func=lambda i: f"window {i}" + (" (best answer)" if i == best_window else ""),
-                         disabled=len(windows) == 1)
+                         format_func=lambda i: f"window {i}", disabled=len(windows) == 1,
+                         # Not in the label: the URL holds the label, and the best window is the model's.
+                         help=f"The best answer is in window {best_window}.")
     window = windows[shown]
 
     st.subheader("Start and end scores over the context")

@@ -39,8 +39,12 @@ def precision_picker() -> str:
     """float32 unless the user asks for half precision (CTXLENS_DTYPE sets the default)."""
     default = requested_dtype()
     options = list(PRECISIONS) if default in PRECISIONS else [default, *PRECISIONS]
-    st.session_state.setdefault("w_dtype", st.session_state.get(DTYPE_KEY, default))
-    choice = st.sidebar.selectbox("Precision", options, key="w_dtype", bind=BIND, format_func=lambda o: PRECISIONS.get(o, o),
+    if DTYPE_KEY in st.session_state and "w_dtype" not in st.session_state:  # chosen on another page
+        st.session_state["w_dtype"] = st.session_state[DTYPE_KEY]
+    # The default by index, not by session state: the URL leaves out a widget's default, so a
+    # link choosing float32 on a machine whose CTXLENS_DTYPE is bfloat16 keeps float32.
+    choice = st.sidebar.selectbox("Precision", options, index=options.index(default), key="w_dtype", bind=BIND,
+                                  format_func=lambda o: PRECISIONS.get(o, o),
                                   help="float32 shows the model's own numbers on every device; half precision "
                                        "runs faster on a GPU but attention, probabilities and vectors move.")
     st.session_state[DTYPE_KEY] = choice
