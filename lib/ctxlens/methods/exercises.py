@@ -66,6 +66,8 @@ def next_word(lm, text: str) -> Posed:
     cands = next_tokens(lm, text, top_k=6).candidates
     shown = [c.text.replace("␣", "").strip() or c.text for c in cands]
     choices, answer = _choices(shown[0], shown[1:], "next-word")
+    if len(choices) < 2:  # the top tokens differ only in spaces: nothing to choose between
+        raise InputError("The model's top next tokens are the same word here: try another sentence.")
     table = pd.DataFrame({"next token": [c.text for c in cands], "probability": [round(c.prob, 3) for c in cands]})
     return Posed(f"Which word will {lm.spec.key} put after “{text}”?", choices, answer,
                  f"Its top token is “{cands[0].text}” with probability {cands[0].prob:.0%}.", table)
