@@ -59,10 +59,15 @@ def cmd_embed(args) -> int:
         device = pick_device(args.device)  # auto: the GPU when there is one
     except ValueError as exc:
         raise InputError(str(exc)) from exc
-    summary = extract_to_parquet(
-        args.output, args.model, texts, target=args.word, layers=args.layers,
-        pooling=args.pooling, batch_size=args.batch_size, device=device, progress=_bar,
-    )
+    options = dict(target=args.word, layers=args.layers, pooling=args.pooling, batch_size=args.batch_size,
+                   device=device)
+    if args.engine == "ray":  # Ray Data: a folder of Parquet shards, `--workers` model actors
+        from .methods.ray_extraction import extract_with_ray
+
+        summary = extract_with_ray(args.output, args.model, texts, workers=args.workers, address=args.address,
+                                   **options)
+    else:
+        summary = extract_to_parquet(args.output, args.model, texts, progress=_bar, **options)
     if summary.missing:
         what = f"'{args.word}'" if args.word else "any word"
         shown = ", ".join(str(i) for i in summary.missing[:20])
@@ -91,6 +96,10 @@ def build_parser() -> argparse.ArgumentParser:
                        help="how a word's sub-word vectors become one vector")
     embed.add_argument("--batch-size", type=int, default=16)
     embed.add_argument("--device", default="auto", help="auto, cpu, cuda or mps")
+    embed.add_argument("--engine", choices=["local", "ray"], default="local",
+                       help="local: one process, one Parquet file; ray: Ray Data, a folder of Parquet shards")
+    embed.add_argument("--workers", type=int, default=1, help="--engine ray: model actors (one model load each)")
+    embed.add_argument("--address", help="--engine ray: a Ray cluster's address (default: a local Ray)")
     embed.set_defaults(func=cmd_embed)
     return parser
 
