@@ -161,11 +161,6 @@ def plain(text) -> str:
     return _MARKDOWN.sub(r"\\\1", str(text))
 
 
-def cut(text: str, limit: int) -> str:
-    """`text` in at most `limit` characters, an ellipsis marking the cut (a select box cannot wrap)."""
-    return text if len(text) <= limit else text[: limit - 1] + "…"
-
-
 def escape(text: str) -> str:
     """For the few places we write our own HTML with user text in it."""
     return html.escape(text, quote=True)

@@ -10,13 +10,11 @@ import streamlit as st
 from ctxlens.cache import cached
 from ctxlens.errors import InputError
 from ctxlens.methods.exercises import EXERCISES
-from ctxlens.models import catalog as cat
-from ctxlens.models.registry import model_status
 
 from . import chrome, running
 from .chrome import plain
 from .pickers import precision
-from .state import BIND
+from .state import BIND, unavailable
 
 
 def posed(key: str, device: str, text: str | None):
@@ -76,8 +74,7 @@ def on_page(page: str, device: str, text: str | None = None) -> None:
 
 def _available(model: str) -> bool:
     """Exercises run only on models this machine has (offline included); else a message."""
-    status = model_status(cat.CATALOG[model])
-    if status.state != "unavailable":
-        return True
-    st.info(f"This exercise needs {model}, which is not available here: {status.detail}.")
-    return False
+    why = unavailable(model)
+    if why is not None:
+        st.info(f"This exercise needs {model}, which is not available here: {why}.")
+    return why is None

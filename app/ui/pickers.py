@@ -16,7 +16,7 @@ from ctxlens.models.device import (
 )
 from ctxlens.models.registry import model_status
 
-from .state import BIND, DEVICE_KEY, DTYPE_KEY, EXTRA_KEY, MODELS_KEY, remember
+from .state import BIND, DEVICE_KEY, DTYPE_KEY, EXTRA_KEY, MODELS_KEY, remember, unavailable
 
 PRECISIONS = {"auto": "float32 (the model's numbers)", "bfloat16": "bfloat16 (half: faster on a GPU, numbers move)",
               "float16": "float16 (half: faster on a GPU, numbers move)"}
@@ -94,8 +94,9 @@ def model_picker(label: str = "Models", methods=None, multi: bool = True) -> lis
 
 
 def _runnable(key: str) -> bool:
-    """Whether this machine can run `key` (offline, a model that needs a download cannot)."""
-    return key not in cat.CATALOG or model_status(cat.CATALOG[key]).state != "unavailable"
+    """Whether this machine can run catalog model `key` (offline, one that needs a download
+    cannot); a model the user added counts as runnable."""
+    return key not in cat.CATALOG or unavailable(key) is None
 
 
 def _first_runnable(options: list[str]) -> list[str]:

@@ -18,6 +18,7 @@ import streamlit as st
 
 from ctxlens.cache import CACHE, cached
 from ctxlens.errors import CtxlensError, InputError
+from ctxlens.figures.basic import shorten
 from ctxlens.figures.why import (
     FOR_TARGET,
     agreement_heatmap,
@@ -374,7 +375,7 @@ def sense_section(occurrences: dict, layers: dict, device: str) -> None:
     key = st.selectbox("Model", list(occurrences), key="lab_why_model", bind=BIND)
     occ = occurrences[key]
     which = st.selectbox("Occurrence", range(occ.n), key=fresh("lab_why_occ", range(occ.n)), bind=BIND,
-                         format_func=lambda i: f"{i + 1}. [{occ.senses[i]}] {chrome.cut(occ.texts[i], 40)}")
+                         format_func=lambda i: f"{i + 1}. [{occ.senses[i]}] {shorten(occ.texts[i], 40)}")
     layer = layers[key]
     digest = hashlib.blake2b(np.ascontiguousarray(occ.vectors[layer]).tobytes(), digest_size=16).hexdigest()
     ident = ("lab_sense", key, device, precision(), digest, tuple(occ.senses), which, occ.texts[which], layer)

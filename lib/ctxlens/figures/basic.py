@@ -23,6 +23,12 @@ def safe_label(text) -> str:
     return html.escape(str(text), quote=False)
 
 
+def shorten(text: str, limit: int) -> str:
+    """`text` in at most `limit` characters, an ellipsis marking the cut (for a cell or a
+    select box, which cannot wrap)."""
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
 def token_axis(record: Analysis) -> tuple[list[int], list[str]]:
     """Positions and escaped tokens; positions keep repeated tokens apart on plotly axes."""
     return list(range(record.n_tokens)), [f"{safe_label(t)}" for t in record.tokens]

@@ -23,7 +23,7 @@ if TYPE_CHECKING:  # result types only: figures never run a method
     from ..methods.common import Filler
     from ..methods.few_shot import AnswerScore
     from ..methods.logit_lens import LogitLens
-from .basic import safe_label
+from .basic import safe_label, shorten
 
 _CELL_TEXT_LIMIT = 600  # above this many heatmap cells, tokens show on hover only
 LENS_PLOT_PX = 760  # the lens's plot width in a wide page at 1400 px: what a cell's text gets
@@ -61,7 +61,7 @@ def _cell_text(tokens: Sequence[Sequence[str]], n_columns: int) -> list[list[str
     if fit < _MIN_CELL_CHARS:
         return None
     # Cut before escaping, so that "&lt;" is never cut in two.
-    return [[safe_label(t if len(t) <= fit else t[: fit - 1] + "…") for t in row] for row in tokens]
+    return [[safe_label(shorten(t, fit)) for t in row] for row in tokens]
 
 
 def logit_lens_heatmap(lens: LogitLens, value: str = "final_prob") -> go.Figure:

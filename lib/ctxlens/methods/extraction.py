@@ -138,6 +138,14 @@ def analyze_all(
     return Analyses(records, cut)
 
 
+def check_request(texts: Sequence[str], target: str | None) -> None:
+    """An extraction's inputs, checked before any model loads (so a typo costs nothing)."""
+    if not texts:
+        raise InputError("No sentences to analyse.")
+    if target is not None and not (where := locate_target(texts, target)).found:
+        raise InputError(where.absent_message())
+
+
 @dataclass(frozen=True)
 class ExtractSummary:
     rows: int
@@ -158,12 +166,7 @@ def extract_to_parquet(
     """
     import pyarrow.parquet as pq
 
-    if not texts:
-        raise InputError("No sentences to analyse.")
-    if target is not None:
-        where = locate_target(texts, target)
-        if not where.found:
-            raise InputError(where.absent_message())
+    check_request(texts, target)
     out = Path(out)
     partial = out.with_name(out.name + ".partial")  # a failed run leaves no half-written file
     writer, chosen, written, seen = None, None, 0, set()

@@ -11,10 +11,10 @@ from pathlib import Path
 
 import numpy as np
 
-from ..analysis.extract import arrow_table, locate_target, parse_layers, word_vectors
+from ..analysis.extract import arrow_table, parse_layers, word_vectors
 from ..analysis.words import Pooling
 from ..errors import InputError
-from .extraction import ExtractSummary
+from .extraction import ExtractSummary, check_request
 
 
 class _Embedder:
@@ -56,12 +56,9 @@ def extract_with_ray(
     """Write the word vectors of `texts` as Parquet shards in the folder `out` (the columns
     of `extract_to_parquet`), with `workers` model actors of `cpus_per_worker` CPUs each
     (default: a local Ray's CPUs shared among them, else 1)."""
-    if not texts:
-        raise InputError("No sentences to analyse.")
+    check_request(texts, target)
     if batch_size < 1 or workers < 1:
         raise InputError("The batch size and the number of workers must be at least 1.")
-    if target is not None and not (where := locate_target(texts, target)).found:
-        raise InputError(where.absent_message())
     ray = _ray(address)
     if cpus_per_worker is None:
         # Ray gives an actor as many torch threads as CPUs it asks for: one CPU per actor read
