@@ -18,3 +18,15 @@ def tiny_models(tmp_path_factory) -> dict[str, str]:
     from tiny_models import build_all
 
     return {k: str(v) for k, v in build_all(tmp_path_factory.mktemp("tiny")).items()}
+
+
+@pytest.fixture(scope="session")
+def classroom_server(tiny_models):
+    """`ctxlens serve` with a tiny encoder, a tiny causal LM and the tiny ELMo (started on the
+    first test that asks: a local Ray takes about a minute here)."""
+    pytest.importorskip("ray.serve")
+    from classroom_server import ClassroomServer
+
+    server = ClassroomServer([tiny_models["bert-mlm"], tiny_models["gpt2"], "elmo-tiny-test"]).start()
+    yield server
+    server.stop()

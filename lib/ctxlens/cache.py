@@ -74,6 +74,14 @@ class MemoryCache:
         future.set_result(value)
         return value
 
+    def peek(self, key):
+        """The cached value of `key`, or None (nothing is computed or waited for)."""
+        with self._lock:
+            if key not in self._items:
+                return None
+            self._items.move_to_end(key)
+            return self._items[key][0]
+
     def _store(self, key, value) -> None:
         size = weigh(value)
         with self._lock:

@@ -78,6 +78,20 @@ def cmd_embed(args) -> int:
     return 0
 
 
+def cmd_serve(args) -> int:
+    """The classroom server: the models behind Ray Serve until Ctrl-C (see serve.py)."""
+    try:
+        from .serve import run_server
+    except ImportError as exc:
+        print(f"error: `ctxlens serve` needs Ray Serve: pip install 'ray[serve]' ({exc})", file=sys.stderr)
+        return 2
+    models = [m.strip() for m in args.models.split(",") if m.strip()]
+    run_server(models, host=args.host, port=args.port, address=args.address, device=args.device,
+               cpus_per_model=args.cpus_per_model, gpus_per_model=args.gpus_per_model,
+               ready=lambda line: print(line, flush=True))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="ctxlens", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -101,7 +115,25 @@ def build_parser() -> argparse.ArgumentParser:
     embed.add_argument("--workers", type=int, default=1, help="--engine ray: model actors (one model load each)")
     embed.add_argument("--address", help="--engine ray: a Ray cluster's address (default: a local Ray)")
     embed.set_defaults(func=cmd_embed)
+    serve = sub.add_parser("serve", help="serve models to app processes (CTXLENS_SERVER) with Ray Serve")
+    serve.add_argument("--models", default=",".join(_default_keys()),
+                       help="comma list of catalog keys, hub ids or folders (default: the embedded defaults)")
+    serve.add_argument("--host", default="127.0.0.1", help="0.0.0.0 to serve other machines")
+    serve.add_argument("--port", type=int, default=8000)
+    serve.add_argument("--address", help="a Ray cluster's address (default: a local Ray)")
+    serve.add_argument("--device", default=None, help="cpu, cuda or mps (default: the GPU when there is one)")
+    serve.add_argument("--cpus-per-model", type=float, default=0.5, help="CPUs Ray reserves for each model")
+    serve.add_argument("--gpus-per-model", type=float, default=None,
+                       help="GPU fraction Ray reserves for each model (default: the models share one GPU "
+                       "when there is one)")
+    serve.set_defaults(func=cmd_serve)
     return parser
+
+
+def _default_keys() -> list[str]:
+    from .models.catalog import DEFAULT_KEYS
+
+    return list(DEFAULT_KEYS)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -20,3 +20,14 @@ class ModelUnavailable(CtxlensError):
 
 class CapabilityMissing(CtxlensError):
     """The model has no trained weights for what a view needs (e.g. no MLM head)."""
+
+
+class ServerUnavailable(CtxlensError):
+    """The classroom model server (CTXLENS_SERVER) does not answer, or answers that it is not ready."""
+
+    def __init__(self, url: str, cause: str):
+        self.url, self.cause = url, cause
+        super().__init__(
+            f"The model server at {url} is not answering ({cause}). The page works again as soon as it "
+            "does: ask whoever runs it to start `ctxlens serve`, then rerun the page (R)."
+        )

@@ -109,3 +109,8 @@ def _max_tokens(model, tokenizer) -> int:
     if 0 < getattr(tokenizer, "model_max_length", 0) < 1_000_000:
         limits.append(int(tokenizer.model_max_length))
     return min(limits) if limits else 512
+
+
+def read_tokenizer(folder: str | Path):
+    """A tokenizer saved by `save_pretrained` (the classroom server ships its model's)."""
+    return tf.AutoTokenizer.from_pretrained(str(folder))

@@ -7,8 +7,9 @@ import threading
 from dataclasses import dataclass
 
 from ..backends.limits import memory_budget_bytes
+from ..backends.remote import connect, served_models, server_url
 from ..cache import CACHE
-from ..errors import InputError, ModelUnavailable
+from ..errors import InputError, ModelUnavailable, ServerUnavailable
 from ..record import RESID, Analysis, Family
 from .catalog import ModelSpec
 from .device import pick_device, requested_dtype
@@ -21,7 +22,10 @@ _registry_lock = threading.Lock()
 
 def get_model(name: str, device: str | None = None, progress: Progress | None = None,
               dtype: str | None = None):
-    """The loaded backend for a catalog key, hub id or folder; loads it on first use only."""
+    """The loaded backend for a catalog key, hub id or folder; loads it on first use only.
+    With CTXLENS_SERVER set: the classroom server's model behind the same protocol."""
+    if (url := server_url()) is not None:
+        return _remote(name, url)
     spec = spec_for(name)
     device = pick_device(device)
     key = (spec.key, device, requested_dtype(dtype))
@@ -32,6 +36,15 @@ def get_model(name: str, device: str | None = None, progress: Progress | None = 
     with lock:  # one loader per model; other sessions wait for it instead of loading twice
         if key not in _models:
             _models[key] = _load(spec, device, progress, key[2])
+        return _models[key]
+
+
+def _remote(name: str, url: str):
+    """A remote backend, kept once it connected (a failure is not kept: the next call retries)."""
+    key = (name, f"remote:{url}", "")
+    with _registry_lock:
+        if key not in _models:
+            _models[key] = connect(name, url)
         return _models[key]
 
 
@@ -57,6 +70,8 @@ class ModelStatus:
 
 def model_status(spec: ModelSpec, device: str | None = None) -> ModelStatus:
     """Whether a model is in memory, on disk, downloadable, or unavailable (and why)."""
+    if (url := server_url()) is not None:
+        return _served_status(spec, url)
     device = pick_device(device)
     loaded = next((m for (k, d, _), m in list(_models.items()) if k == spec.key and d == device), None)
     if loaded is not None:
@@ -75,6 +90,17 @@ def model_status(spec: ModelSpec, device: str | None = None) -> ModelStatus:
         return ModelStatus(spec.key, "unavailable", "needs a download, and HF_HUB_OFFLINE is set")
     size = f"about {spec.size_mb} MB" if spec.size_mb else "size unknown"
     return ModelStatus(spec.key, "needs download", size)
+
+
+def _served_status(spec: ModelSpec, url: str) -> ModelStatus:
+    try:
+        models = served_models(url)
+    except ServerUnavailable as exc:
+        return ModelStatus(spec.key, "unavailable", exc.cause)
+    info = next((m for m in models.values() if spec.key in (m["name"], m["spec"]["key"])), None)
+    if info is None:
+        return ModelStatus(spec.key, "unavailable", f"not served by {url}")
+    return ModelStatus(spec.key, "ready", f"served by {url} on {info['device']} in {info['precision']}")
 
 
 def check_budget(lm, encoded, names=None) -> int:

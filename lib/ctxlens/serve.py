@@ -1,0 +1,170 @@
+"""`ctxlens serve`: the classroom server. The models behind Ray Serve, one deployment each.
+
+    Gateway (HTTP ingress, no CPU of its own)
+      /healthz  /readyz  /v1/models  /v1/stats
+      /v1/{analyze,fetch,unembed,tokenizer}?model=NAME  ->  that model's deployment
+    ModelDeployment (one per model: its CPUs, or a fraction of a GPU)
+      requests of every session that arrive within a few milliseconds form one forward
+      (`@serve.batch`); records stay in the replica's cache, views fetch slices of them
+
+Bodies are the wire format of `backends/wire.py`; errors are JSON {"error", "message"}
+(400: the request; 404: an unknown model; 503: not ready). The app uses it when
+CTXLENS_SERVER is set (`backends/remote.py`). Ray is an optional extra: imported here only.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import threading
+
+from ray import serve
+from starlette.requests import Request
+from starlette.responses import JSONResponse, PlainTextResponse, Response
+
+from .backends import wire
+from .errors import CtxlensError
+from .served import BATCH_SIZE, ModelService
+
+BATCH_WAIT_S = 0.01  # how long a lone request waits for others to join its forward
+OPERATIONS = ("analyze", "fetch", "unembed", "tokenizer")
+
+
+def _error(exc: Exception) -> tuple[int, bytes]:
+    status = 400 if isinstance(exc, CtxlensError) else 500
+    return status, json.dumps({"error": type(exc).__name__, "message": str(exc)}).encode()
+
+
+@serve.deployment(max_ongoing_requests=256)
+class ModelDeployment:
+    """One model. Each method answers (HTTP status, body)."""
+
+    def __init__(self, name: str, device: str | None, threads: int):
+        import torch
+
+        torch.set_num_threads(threads)  # Ray gives an actor one thread per CPU it reserved
+        self.service = ModelService(name, device)
+
+    async def info(self) -> dict:
+        return self.service.info()
+
+    async def stats(self) -> dict:
+        return self.service.stats()
+
+    async def analyze(self, body: bytes) -> tuple[int, bytes]:
+        try:
+            meta, _ = wire.unpack(body)
+            records = await asyncio.gather(*(self._record(r) for r in meta["inputs"]))
+            return 200, self.service.analyze_reply(records)
+        except Exception as exc:  # noqa: BLE001 - every failure becomes the client's message
+            return _error(exc)
+
+    async def fetch(self, body: bytes) -> tuple[int, bytes]:
+        try:
+            meta, _ = wire.unpack(body)
+            record = await self._record(meta["input"])
+            return 200, await asyncio.to_thread(self.service.fetch_reply, record, meta)
+        except Exception as exc:  # noqa: BLE001
+            return _error(exc)
+
+    async def unembed(self, body: bytes) -> tuple[int, bytes]:
+        try:
+            return 200, await asyncio.to_thread(self.service.unembed_reply, body)
+        except Exception as exc:  # noqa: BLE001
+            return _error(exc)
+
+    async def tokenizer(self, body: bytes) -> tuple[int, bytes]:
+        return 200, self.service.tokenizer_reply()
+
+    async def _record(self, request: dict):
+        record = self.service.cached(request)  # a hit never waits for a batch
+        if record is None:
+            record = await self._batched(request)
+        if isinstance(record, Exception):
+            raise record
+        return record
+
+    @serve.batch(max_batch_size=BATCH_SIZE, batch_wait_timeout_s=BATCH_WAIT_S)
+    async def _batched(self, requests: list[dict]) -> list:
+        return await asyncio.to_thread(self.service.records, requests)
+
+
+@serve.deployment(max_ongoing_requests=4096, ray_actor_options={"num_cpus": 0})
+class Gateway:
+    """The HTTP ingress: health, the list of models, and each request to its model."""
+
+    def __init__(self, names: list[str], *models):
+        self.models = dict(zip(names, models))
+
+    async def __call__(self, request: Request) -> Response:
+        path = request.url.path.rstrip("/")
+        if path == "/healthz":
+            return PlainTextResponse("ok")
+        if path == "/readyz":
+            return await self._ready()
+        if path == "/v1/models":
+            infos = await asyncio.gather(*(m.info.remote() for m in self.models.values()))
+            return JSONResponse({"models": infos})
+        if path == "/v1/stats":
+            stats = await asyncio.gather(*(m.stats.remote() for m in self.models.values()))
+            return JSONResponse(dict(zip(self.models, stats)))
+        operation = path.removeprefix("/v1/")
+        if operation not in OPERATIONS:
+            return JSONResponse({"error": "NotFound", "message": f"no such path {path}"}, 404)
+        name = request.query_params.get("model", "")
+        if name not in self.models:
+            message = f"this server does not serve {name!r}; it serves {', '.join(self.models)}"
+            return JSONResponse({"error": "ModelUnavailable", "message": message}, 404)
+        status, body = await getattr(self.models[name], operation).remote(await request.body())
+        media = wire.MEDIA_TYPE if status == 200 else "application/json"
+        return Response(body, status_code=status, media_type=media)
+
+    async def _ready(self) -> Response:
+        """200 once every model answers; 503 naming the ones that do not (yet)."""
+        async def answers(handle) -> bool:
+            try:
+                await asyncio.wait_for(handle.info.remote(), timeout=2)
+                return True
+            except Exception:  # noqa: BLE001 - not ready, whatever the reason
+                return False
+
+        ready = dict(zip(self.models, await asyncio.gather(*map(answers, self.models.values()))))
+        return JSONResponse({"ready": all(ready.values()), "models": ready}, 200 if all(ready.values()) else 503)
+
+
+def build(models: list[str], device: str | None = None, cpus_per_model: float = 0.5,
+          gpus_per_model: float | None = None, threads: int | None = None):
+    """The Serve application: a Gateway over one deployment per model. Without a GPU fraction
+    given, the models share this machine's GPU (Ray hides a GPU from an actor that asks none)."""
+    import torch
+
+    if gpus_per_model is None:
+        gpus_per_model = 1 / len(models) if torch.cuda.is_available() else 0.0
+    threads = threads or max(1, (os.cpu_count() or 1))  # models share the cores, as in the app
+    resources = {"num_cpus": cpus_per_model, "num_gpus": gpus_per_model}
+    deployments = [
+        ModelDeployment.options(name=f"model-{i}", ray_actor_options=resources).bind(name, device, threads)
+        for i, name in enumerate(models)
+    ]
+    return Gateway.bind(list(models), *deployments)
+
+
+def run_server(models: list[str], *, host: str = "127.0.0.1", port: int = 8000, address: str | None = None,
+               device: str | None = None, cpus_per_model: float = 0.5, gpus_per_model: float | None = None,
+               threads: int | None = None, ready=print) -> None:
+    """Start Ray (local, or join `address`), serve the models until SIGINT/SIGTERM."""
+    import ray
+
+    ray.init(address=address, include_dashboard=False, log_to_driver=False, ignore_reinit_error=True)
+    serve.start(http_options={"host": host, "port": port})
+    serve.run(build(models, device, cpus_per_model, gpus_per_model, threads), name="ctxlens", route_prefix="/")
+    ready(f"serving {', '.join(models)} on http://{host}:{port} (CTXLENS_SERVER=http://{host}:{port})")
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    while not stop.wait(1.0):  # wakes for the signal handler
+        pass
+    serve.shutdown()
+    ray.shutdown()
