@@ -6,6 +6,7 @@ from pathlib import Path
 
 import streamlit as st
 
+from ctxlens.backends.remote import server_url
 from ctxlens.methods import registry
 from ctxlens.models import catalog as cat
 from ctxlens.models.device import (
@@ -23,7 +24,12 @@ PRECISIONS = {"auto": "float32 (the model's numbers)", "bfloat16": "bfloat16 (ha
 
 
 def device_picker() -> str:
-    """The device (and, under it, the precision) every model of the page runs on."""
+    """The device (and, under it, the precision) every model of the page runs on; with a
+    classroom server (CTXLENS_SERVER), the server's own, said in the sidebar."""
+    if (url := server_url()) is not None:
+        st.sidebar.caption(f"Models run on the classroom server {url}, on its device and precision.")
+        st.session_state[DEVICE_KEY] = pick_device("auto")  # only keys this session's caches
+        return st.session_state[DEVICE_KEY]
     options = ["auto"] + available_devices()
     choice = st.sidebar.selectbox(
         "Device", options, key="w_device", help="auto: CUDA GPU, then Apple MPS, then CPU",
