@@ -163,3 +163,23 @@ def test_wire_round_trip():
         parts = wire.index_to_json(index)
         np.testing.assert_array_equal(t[wire.index_from_json(parts)].numpy(), t.numpy()[index])
     assert wire.index_to_json((Ellipsis,)) is None  # fetched whole, sliced here
+
+
+@pytest.mark.parametrize("kind", ["bert-mlm", "gpt2"])
+def test_attribution_runs_on_the_server_and_equals_in_process(pairs, kind):
+    """The gradients need the weights: the server runs the method, only the scores come back."""
+    from ctxlens.methods import attribution as at
+    from ctxlens.methods import targets as tg
+
+    cases = []  # (model, subject, target): remote, then local
+    for lm in pairs[kind]:
+        subj = at.subject(lm, TEXTS[kind])
+        cases.append((lm, subj, tg.prediction_target(lm, subj.record)))
+    assert cases[0][2] == cases[1][2]
+    for method, options in [(at.IG, {"steps": 8}), (at.GRAD_X_INPUT, {}), (at.OCCLUSION, {})]:
+        got, want = (at.attribute(*case, method, **options) for case in cases)
+        assert (got.method, got.target, got.tokens, got.words, got.options) == \
+            (want.method, want.target, want.tokens, want.words, want.options)
+        np.testing.assert_allclose(got.token_scores, want.token_scores, atol=1e-5)
+        np.testing.assert_allclose(got.word_scores, want.word_scores, atol=1e-5)
+        assert got.value == pytest.approx(want.value, abs=1e-5)

@@ -233,7 +233,7 @@ def attribution_of(lm, subj, target, base: tuple, method: str, baseline: str, st
     options = {"baseline": baseline, "steps": steps} if method == at.IG else {}
     ident = ("why_attribution", *base, method, tuple(options.items()))
     with st.spinner(f"{registry.method(method).title}…"):
-        return cached(ident, lambda: at.METHODS[method](lm, subj, target, **options))
+        return cached(ident, lambda: at.attribute(lm, subj, target, method, **options))
 
 
 def words_section(lm, subj, target, prefix: str, base: tuple, ig: dict) -> None:

@@ -2,7 +2,7 @@
 
     Gateway (HTTP ingress, no CPU of its own)
       /healthz  /readyz  /v1/models  /v1/stats
-      /v1/{analyze,fetch,unembed,tokenizer}?model=NAME  ->  that model's deployment
+      /v1/{analyze,fetch,unembed,explain,tokenizer}?model=NAME  ->  that model's deployment
     ModelDeployment (one per model: its CPUs, or a fraction of a GPU)
       requests of every session that arrive within a few milliseconds form one forward
       (`@serve.batch`); records stay in the replica's cache, views fetch slices of them
@@ -29,7 +29,7 @@ from .errors import CtxlensError
 from .served import BATCH_SIZE, ModelService
 
 BATCH_WAIT_S = 0.01  # how long a lone request waits for others to join its forward
-OPERATIONS = ("analyze", "fetch", "unembed", "tokenizer")
+OPERATIONS = ("analyze", "fetch", "unembed", "explain", "tokenizer")
 
 
 def _error(exc: Exception) -> tuple[int, bytes]:
@@ -72,6 +72,12 @@ class ModelDeployment:
     async def unembed(self, body: bytes) -> tuple[int, bytes]:
         try:
             return 200, await asyncio.to_thread(self.service.unembed_reply, body)
+        except Exception as exc:  # noqa: BLE001
+            return _error(exc)
+
+    async def explain(self, body: bytes) -> tuple[int, bytes]:
+        try:  # many forwards and backwards of one input: not batched with other requests
+            return 200, await asyncio.to_thread(self.service.explain_reply, body)
         except Exception as exc:  # noqa: BLE001
             return _error(exc)
 

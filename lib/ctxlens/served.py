@@ -133,6 +133,18 @@ class ModelService:
             hidden = tensors["hidden"].to(self.lm.device)
             return wire.pack({}, {"logits": self.lm.unembed(hidden, int(meta["layer"]))})
 
+    def explain_reply(self, body: bytes) -> bytes:
+        """An attribution method run here (methods/attribution.py's `attribute` asks)."""
+        from .methods.attribution import Subject, explain_on_server
+
+        asked, _ = wire.unpack(body)
+        request = asked["input"]
+        record = self.records([request])[0]
+        if isinstance(record, Exception):
+            raise record
+        enc = self.lm.encode([request["text"]], [request.get("pair")], request["max_tokens"])[0]
+        return wire.pack(*explain_on_server(self.lm, Subject(enc, record), asked))
+
     def tokenizer_reply(self) -> bytes:
         """The tokenizer's files, so that a client tokenises as the server does."""
         tokenizer = getattr(self.lm, "tokenizer", None)

@@ -266,6 +266,10 @@ class RemoteBackend:
         linear, quadratic = self._bytes_per_token
         return int(sum(linear * e.length + quadratic * e.length**2 for e in encoded))
 
+    def call(self, operation: str, meta: dict, tensors: dict | None = None) -> tuple[dict, dict]:
+        """A method the server runs whole (attribution: its gradients need the weights)."""
+        return self.client.post(f"/v1/{operation}", wire.pack(meta, tensors), model=self.name)
+
     def unembed(self, hidden: torch.Tensor, layer: int) -> torch.Tensor:
         _, tensors = self.client.post("/v1/unembed", wire.pack({"layer": layer}, {"hidden": hidden}),
                                       model=self.name)

@@ -9,7 +9,7 @@ the word's tokens. Always float32: the scores are gradients, and half precision 
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import asdict, dataclass, replace
 
 import numpy as np
 import torch
@@ -18,6 +18,7 @@ from ..analysis.importance import sum_to_words
 from ..analysis.masking import to_model_text
 from ..backends.hf import Encoded, LoadedModel
 from ..backends.limits import memory_budget_bytes
+from ..backends.remote import RemoteBackend
 from ..errors import InputError
 from ..record import Analysis, Family
 from ..validate import clean_text
@@ -272,6 +273,35 @@ def _check_model(lm: LoadedModel) -> None:
 
 
 METHODS = {IG: integrated_gradients, GRAD_X_INPUT: gradient_x_input, OCCLUSION: occlusion}
+
+
+def attribute(lm, subj: Subject, target: Target, method: str, **options) -> Attribution:
+    """Attribution `method` (one of METHODS) with its options. On a classroom server's model the
+    server runs it: the gradients need the weights, and only the scores come back."""
+    if method not in METHODS:
+        raise InputError(f"Unknown attribution method {method!r}: choose one of {', '.join(METHODS)}.")
+    if isinstance(lm, RemoteBackend):
+        asked = {"input": subj.enc.to_json(), "method": method, "target": asdict(target), "options": options}
+        return _from_wire(*lm.call("explain", asked))
+    return METHODS[method](lm, subj, target, **options)
+
+
+_ARRAYS = ("token_scores", "word_index", "word_scores")
+
+
+def explain_on_server(lm, subj: Subject, asked: dict) -> tuple[dict, dict]:
+    """What `attribute` asked of a server: (JSON, arrays) of the result."""
+    result = METHODS[asked["method"]](lm, subj, Target(**asked["target"]), **asked["options"])
+    meta = {k: v for k, v in asdict(result).items() if k not in _ARRAYS}
+    return meta, {k: getattr(result, k) for k in _ARRAYS}
+
+
+def _from_wire(meta: dict, arrays: dict) -> Attribution:
+    return Attribution(
+        **{**meta, "target": Target(**meta["target"]), "tokens": tuple(meta["tokens"]), "words": tuple(meta["words"]),
+           "options": tuple(tuple(o) for o in meta["options"])},
+        **{k: arrays[k].numpy() for k in _ARRAYS},
+    )
 register(IG, "Integrated gradients", "each word's share of the prediction, integrated from a baseline input",
          [EXPLAINABLE], integrated_gradients, baseline=None, steps=DEFAULT_STEPS)
 register(GRAD_X_INPUT, "Gradient × input", "the prediction's gradient at each word embedding, times the embedding",
