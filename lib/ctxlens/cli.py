@@ -49,25 +49,25 @@ def cmd_models(args) -> int:
 
 def cmd_embed(args) -> int:
     """Word vectors of every sentence in a file (or of one target word) → Parquet."""
-    from .analysis.extract import read_sentence_file
-    from .methods.extraction import extract_to_parquet
+    from .methods.extraction import extract_to_parquet, read_sentences
     from .errors import InputError
     from .models.device import pick_device
 
-    texts = read_sentence_file(args.input)
-    try:
-        device = pick_device(args.device)  # auto: the GPU when there is one
-    except ValueError as exc:
-        raise InputError(str(exc)) from exc
     options = dict(target=args.word, layers=args.layers, pooling=args.pooling, batch_size=args.batch_size,
-                   device=device)
-    if args.engine == "ray":  # Ray Data: a folder of Parquet shards, `--workers` model actors
+                   progress=_bar)
+    if args.engine == "ray":  # Ray Data reads the file; `--workers` model actors pick their devices
         from .methods.ray_extraction import extract_with_ray
 
-        summary = extract_with_ray(args.output, args.model, texts, workers=args.workers, address=args.address,
-                                   **options)
+        summary = extract_with_ray(args.output, args.model, args.input, fmt=args.format, field=args.field,
+                                   device=args.device, workers=args.workers, address=args.address,
+                                   gpus_per_worker=args.gpus_per_worker, **options)
     else:
-        summary = extract_to_parquet(args.output, args.model, texts, progress=_bar, **options)
+        texts = read_sentences(args.input, args.format, args.field)
+        try:
+            device = pick_device(args.device)  # auto: the GPU when there is one
+        except ValueError as exc:
+            raise InputError(str(exc)) from exc
+        summary = extract_to_parquet(args.output, args.model, texts, device=device, **options)
     if summary.missing:
         what = f"'{args.word}'" if args.word else "any word"
         shown = ", ".join(str(i) for i in summary.missing[:20])
@@ -101,8 +101,13 @@ def build_parser() -> argparse.ArgumentParser:
     download.set_defaults(func=cmd_download)
     sub.add_parser("models", help="list the catalog and each model's status").set_defaults(func=cmd_models)
     embed = sub.add_parser("embed", help="write word vectors of a sentence file to Parquet")
-    embed.add_argument("input", help="a .txt file (one sentence per line) or a .csv with a sentence column")
-    embed.add_argument("-o", "--output", required=True, help="the Parquet file to write")
+    embed.add_argument("input", help="a path or URI (file://, s3://, gs://): .txt (one sentence per line), "
+                                     ".jsonl/.json (JSON Lines), .parquet, or .csv (a sentence column; local engine)")
+    embed.add_argument("--format", choices=["text", "jsonl", "parquet", "csv"],
+                       help="how to read the input (default: from its suffix)")
+    embed.add_argument("--field", default="text", help="JSON Lines and Parquet: the field holding the sentences")
+    embed.add_argument("-o", "--output", required=True,
+                       help="the Parquet file to write (--engine ray: a new folder of Parquet shards)")
     embed.add_argument("--model", required=True, help="catalog key, Hugging Face id or local folder")
     embed.add_argument("--word", help="only this word's occurrences (default: every word)")
     embed.add_argument("--layers", default="all", help="'all' or a comma list such as 0,6,-1")
@@ -114,6 +119,9 @@ def build_parser() -> argparse.ArgumentParser:
                        help="local: one process, one Parquet file; ray: Ray Data, a folder of Parquet shards")
     embed.add_argument("--workers", type=int, default=1, help="--engine ray: model actors (one model load each)")
     embed.add_argument("--address", help="--engine ray: a Ray cluster's address (default: a local Ray)")
+    embed.add_argument("--gpus-per-worker", type=float,
+                       help="--engine ray: the GPU share each actor asks for (default: 1 where the cluster has "
+                            "GPUs, else 0: CPUs)")
     embed.set_defaults(func=cmd_embed)
     serve = sub.add_parser("serve", help="serve models to app processes (CTXLENS_SERVER) with Ray Serve")
     serve.add_argument("--models", default=",".join(_default_keys()),

@@ -4,9 +4,11 @@ export to Parquet."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePosixPath
+from urllib.parse import urlsplit
 
 from ..analysis.extract import (
     arrow_table,
@@ -15,6 +17,7 @@ from ..analysis.extract import (
     parse_layers,
     word_vectors,
 )
+from ..analysis.polysemy import parse_csv
 from ..analysis.words import Pooling
 from ..backends.limits import REQUEST_TOKENS_ENV, request_token_budget
 from ..errors import InputError
@@ -38,13 +41,18 @@ def iter_analyses(
         raise InputError("The batch size must be at least 1.")
     report = progress or (lambda fraction, message: None)
     get_model(name, device, progress, dtype)
-    total = len(texts)
+    total, started = len(texts), time.monotonic()
     for start in range(0, total, batch_size):
-        report(start / total, f"Sentences {start + 1}-{min(start + batch_size, total)} of {total}")
+        report(start / total, progress_line(start, total, started))
         chunk = list(texts[start:start + batch_size])
         yield start, analyze_texts(name, chunk, device=device, hidden_only=True, dtype=dtype)
-    report(1.0, f"{total} sentences read")
+    report(1.0, progress_line(total, total, started))
 
+
+def progress_line(done: int, total: int, started: float) -> str:
+    """Both engines' progress: sentences done of all, and sentences a second since `started`."""
+    rate = f", {done / max(time.monotonic() - started, 1e-9):,.0f}/s" if done else ""
+    return f"Sentences {done:,} of {total:,}{rate}"
 
 
 @dataclass(frozen=True)
@@ -136,6 +144,94 @@ def analyze_all(
                                   progress=progress, dtype=dtype):
         records.extend(chunk)
     return Analyses(records, cut)
+
+
+# ---------------------------------------------------------------- sentence files (both engines)
+
+FORMATS = {".txt": "text", ".jsonl": "jsonl", ".json": "jsonl", ".parquet": "parquet", ".csv": "csv"}
+
+
+def sentence_source(source: str | Path, fmt: str | None = None):
+    """(filesystem, path, format) of a sentence file: a local path or a URI that one of
+    pyarrow's filesystems reaches (file://, s3://, gs://, hdfs://); the format is `fmt`, else
+    the file's suffix (FORMATS). Checked before any work, so a typo costs nothing."""
+    import pyarrow as pa
+    import pyarrow.fs as pafs
+
+    source = str(source)
+    remote = "://" in source
+    fmt = fmt or FORMATS.get(PurePosixPath(urlsplit(source).path if remote else source).suffix.lower())
+    if fmt not in FORMATS.values():
+        raise InputError(f"Cannot tell how to read {source}: name it .txt, .jsonl, .parquet or .csv, "
+                         "or give its format (text, jsonl, parquet or csv).")
+    try:
+        fs, path = pafs.FileSystem.from_uri(source) if remote else (pafs.LocalFileSystem(), str(Path(source).resolve()))
+        kind = fs.get_file_info(path).type
+    except (pa.ArrowException, OSError) as exc:  # an unknown scheme, no credentials, no network
+        raise InputError(f"Cannot open {source}: {exc}") from exc
+    if kind == pafs.FileType.NotFound:
+        raise InputError(f"{source} does not exist.")
+    if kind != pafs.FileType.File:
+        raise InputError(f"{source} is not a file.")
+    return fs, path, fmt
+
+
+def require_field(names: Sequence[str], field: str, source: str) -> None:
+    if field not in names:
+        raise InputError(f"{source} has no field '{field}' (it has {', '.join(names[:12]) or 'none'}): "
+                         "name the one that holds the sentences.")
+
+
+def clean_sentences(values: Sequence, source: str) -> list[str]:
+    """Sentences as both engines number them: stripped, with blank lines and empty (null)
+    values skipped, so an id is a sentence's position among the file's non-blank ones."""
+    sentences = []
+    for value in values:
+        if value is not None and not isinstance(value, str):
+            raise InputError(f"{source} holds {type(value).__name__} values where sentences should be: "
+                             "name a text field.")
+        if value and (value := value.strip()):
+            sentences.append(value)
+    return sentences
+
+
+def unreadable(source: str, fmt: str, exc: BaseException) -> InputError:
+    """A reader's failure (not UTF-8, not JSON, not Parquet) in one line, for both engines."""
+    if isinstance(exc, UnicodeDecodeError):
+        return InputError(f"{source} is not UTF-8 text.")
+    return InputError(f"{source} is not a valid {fmt} file: {(str(exc).strip() or type(exc).__name__).splitlines()[0]}")
+
+
+def read_sentences(source: str | Path, fmt: str | None = None, field: str = "text") -> list[str]:
+    """The sentences of a file, in order (the local engine's reader; `--engine ray` reads the
+    same with Ray Data's readers): text, one per line; CSV (a `sentence` column, else the
+    first); JSON Lines or Parquet, the column `field`."""
+    import pyarrow as pa
+    import pyarrow.json as pajson
+    import pyarrow.parquet as pq
+
+    fs, path, fmt = sentence_source(source, fmt)
+    source = str(source)
+    try:
+        if fmt == "parquet":
+            require_field(pq.read_schema(path, filesystem=fs).names, field, source)
+            values = pq.read_table(path, filesystem=fs, columns=[field])[field].to_pylist()
+        else:
+            with fs.open_input_stream(path) as stream:
+                data = stream.read()
+            if fmt == "jsonl":
+                table = pajson.read_json(pa.BufferReader(data))
+                require_field(table.column_names, field, source)
+                values = table[field].to_pylist()
+            elif fmt == "csv":
+                values = [s.text for s in parse_csv(data)]
+            else:  # as Ray Data's read_text splits them
+                values = data.decode("utf-8-sig").splitlines()
+    except (UnicodeDecodeError, pa.ArrowInvalid) as exc:
+        raise unreadable(source, fmt, exc) from exc
+    if not (sentences := clean_sentences(values, source)):
+        raise InputError(f"{source} holds no sentences.")
+    return sentences
 
 
 def check_request(texts: Sequence[str], target: str | None) -> None:
