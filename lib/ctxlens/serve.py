@@ -28,7 +28,10 @@ from .backends import wire
 from .errors import CtxlensError
 from .served import BATCH_SIZE, ModelService
 
-BATCH_WAIT_S = 0.01  # how long a lone request waits for others to join its forward
+# How long a lone request waits for others to join its forward: a classroom's requests arrive
+# spread over tens of milliseconds: on 2 CPU cores a 10 ms wait ran thirty sessions in batches
+# of 1-8, a 60 ms wait in batches of 14-21 (bench/serve_bench.py). CTXLENS_BATCH_WAIT_MS tunes it.
+BATCH_WAIT_S = float(os.environ.get("CTXLENS_BATCH_WAIT_MS", "50")) / 1000
 OPERATIONS = ("analyze", "fetch", "unembed", "explain", "tokenizer")
 
 
