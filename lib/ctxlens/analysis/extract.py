@@ -183,3 +183,47 @@ def arrow_table(rows: WordVectors):
         rows.relative_depth, rows.model, vectors,
     ]
     return pa.Table.from_arrays(columns, schema=parquet_schema())
+
+
+class RowGroupWriter:
+    """A Parquet file written in row groups of about `rows_per_group` rows, however small the
+    tables handed to `write` (a batch of 16 sentences is a few hundred rows). Small row groups
+    repeat the per-group dictionaries and headers: 384-wide vectors took 2,368 bytes a row in
+    250-row groups, 1,576 in one group (the vector itself is 1,536)."""
+
+    def __init__(self, path: str | Path, rows_per_group: int = 32_768):
+        self.path, self.rows_per_group = str(path), rows_per_group
+        self._writer, self._buffer, self._buffered = None, [], 0
+
+    def write(self, table) -> None:
+        self._buffer.append(table)
+        self._buffered += table.num_rows
+        if self._buffered >= self.rows_per_group:
+            self._flush()
+
+    def _flush(self) -> None:
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        if not self._buffer:
+            return
+        table = pa.concat_tables(self._buffer)
+        self._writer = self._writer or pq.ParquetWriter(self.path, table.schema)
+        self._writer.write_table(table, row_group_size=max(self.rows_per_group, table.num_rows))
+        self._buffer, self._buffered = [], 0
+
+    def close(self) -> None:
+        """Write what is buffered; an empty file still gets the schema (a readable file)."""
+        import pyarrow.parquet as pq
+
+        self._flush()
+        if self._writer is None:
+            pq.write_table(parquet_schema().empty_table(), self.path)
+        else:
+            self._writer.close()
+
+    def __enter__(self) -> "RowGroupWriter":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()

@@ -11,9 +11,9 @@ from pathlib import Path, PurePosixPath
 from urllib.parse import urlsplit
 
 from ..analysis.extract import (
+    RowGroupWriter,
     arrow_table,
     locate_target,
-    parquet_schema,
     parse_layers,
     word_vectors,
 )
@@ -260,33 +260,23 @@ def extract_to_parquet(
     Checks the target before loading the model, so a typo costs nothing; writes chunk by
     chunk, so memory stays bounded by one chunk's records.
     """
-    import pyarrow.parquet as pq
-
     check_request(texts, target)
     out = Path(out)
     partial = out.with_name(out.name + ".partial")  # a failed run leaves no half-written file
-    writer, chosen, written, seen = None, None, 0, set()
+    writer, chosen, written, seen = RowGroupWriter(partial), None, 0, set()
     try:
         for start, records in iter_analyses(name, texts, device=device, batch_size=batch_size, progress=progress):
             if chosen is None:
                 chosen = parse_layers(layers, records[0].hidden_states.shape[0])
             rows = word_vectors(records, start, layers=chosen, pooling=pooling, target=target)
             seen.update(rows.sentence_id.tolist())
-            if not len(rows):
-                continue
-            table = arrow_table(rows)
-            writer = writer or pq.ParquetWriter(str(partial), table.schema)
-            writer.write_table(table)
-            written += len(rows)
+            if len(rows):
+                writer.write(arrow_table(rows))
+                written += len(rows)
+        writer.close()  # nothing matched (all cut off by truncation): still a readable file
     except BaseException:
-        if writer is not None:
-            writer.close()
         partial.unlink(missing_ok=True)
         raise
-    if writer is None:  # nothing matched (all cut off by truncation): still a readable file
-        pq.write_table(parquet_schema().empty_table(), str(partial))
-    else:
-        writer.close()
     partial.replace(out)
     missing = [i for i in range(len(texts)) if i not in seen]
     return ExtractSummary(written, len(texts), missing, chosen or [])

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..analysis.extract import TargetHits, arrow_table, locate_target, parquet_schema, parse_layers, word_vectors
+from ..analysis.extract import RowGroupWriter, TargetHits, arrow_table, locate_target, parse_layers, word_vectors
 from ..analysis.words import Pooling
 from ..errors import CtxlensError, InputError
 from ..models.loading import Progress
@@ -166,7 +166,6 @@ def _write(ray, rows, out: Path, total: int, tally, progress: Progress | None) -
     (rows, sentence ids seen, layers). The driver writes, not `write_parquet`: `out` is a
     folder on this machine even with a cluster (write_parquet writes on each worker's disk),
     and reading the stream gives the progress and the summary without reading shards back."""
-    import pyarrow.parquet as pq
 
     report = progress or (lambda fraction, message: None)
     started, writer, shards, in_shard, written, seen, layers = time.monotonic(), None, 0, 0, 0, set(), set()
@@ -178,9 +177,9 @@ def _write(ray, rows, out: Path, total: int, tally, progress: Progress | None) -
             if writer is None or in_shard >= _SHARD_ROWS:
                 if writer is not None:
                     writer.close()
-                writer = pq.ParquetWriter(str(out / f"part-{shards:05d}.parquet"), table.schema)
+                writer = RowGroupWriter(out / f"part-{shards:05d}.parquet")
                 shards, in_shard = shards + 1, 0
-            writer.write_table(table)
+            writer.write(table)
             in_shard, written = in_shard + table.num_rows, written + table.num_rows
             seen.update(table["sentence_id"].to_pylist())
             layers.update(table["layer"].unique().to_pylist())
@@ -190,7 +189,7 @@ def _write(ray, rows, out: Path, total: int, tally, progress: Progress | None) -
         if writer is not None:
             writer.close()
     if writer is None:  # nothing matched (all cut off by truncation): still a readable folder
-        pq.write_table(parquet_schema().empty_table(), str(out / "part-00000.parquet"))
+        RowGroupWriter(out / "part-00000.parquet").close()
     report(1.0, progress_line(total, total, started))
     return written, seen, layers
 
