@@ -87,7 +87,7 @@ def cmd_serve(args) -> int:
         return 2
     models = [m.strip() for m in args.models.split(",") if m.strip()]
     run_server(models, host=args.host, port=args.port, address=args.address, device=args.device,
-               cpus_per_model=args.cpus_per_model, gpus_per_model=args.gpus_per_model,
+               cpus_per_model=args.cpus_per_model, gpus_per_model=args.gpus_per_model, replicas=args.replicas,
                ready=lambda line: print(line, flush=True))
     return 0
 
@@ -134,6 +134,8 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--gpus-per-model", type=float, default=None,
                        help="GPU fraction Ray reserves for each model (default: the models share one GPU "
                        "when there is one)")
+    serve.add_argument("--replicas", type=int, default=1,
+                       help="copies of each model (one per GPU of a cluster; see docs/SCALING.md)")
     serve.set_defaults(func=cmd_serve)
     return parser
 

@@ -144,9 +144,12 @@ class Gateway:
 
 
 def build(models: list[str], device: str | None = None, cpus_per_model: float = 0.5,
-          gpus_per_model: float | None = None, threads: int | None = None):
-    """The Serve application: a Gateway over one deployment per model. Without a GPU fraction
-    given, the models share this machine's GPU (Ray hides a GPU from an actor that asks none)."""
+          gpus_per_model: float | None = None, threads: int | None = None, replicas: int = 1):
+    """The Serve application: a Gateway over one deployment per model, `replicas` each. Without
+    a GPU fraction given, the models share this machine's GPU (Ray hides a GPU from an actor
+    that asks none). A replica keeps its own records: a view's fetch that lands on another
+    replica recomputes the record there (correct, but a forward more), so prefer one replica
+    with big batches per device, and more replicas only for more devices."""
     import torch
 
     if gpus_per_model is None:
@@ -154,7 +157,8 @@ def build(models: list[str], device: str | None = None, cpus_per_model: float = 
     threads = threads or max(1, (os.cpu_count() or 1))  # models share the cores, as in the app
     resources = {"num_cpus": cpus_per_model, "num_gpus": gpus_per_model}
     deployments = [
-        ModelDeployment.options(name=f"model-{i}", ray_actor_options=resources).bind(name, device, threads)
+        ModelDeployment.options(name=f"model-{i}", num_replicas=replicas, ray_actor_options=resources)
+        .bind(name, device, threads)
         for i, name in enumerate(models)
     ]
     return Gateway.bind(list(models), *deployments)
@@ -162,13 +166,14 @@ def build(models: list[str], device: str | None = None, cpus_per_model: float = 
 
 def run_server(models: list[str], *, host: str = "127.0.0.1", port: int = 8000, address: str | None = None,
                device: str | None = None, cpus_per_model: float = 0.5, gpus_per_model: float | None = None,
-               threads: int | None = None, ready=print) -> None:
+               threads: int | None = None, replicas: int = 1, ready=print) -> None:
     """Start Ray (local, or join `address`), serve the models until SIGINT/SIGTERM."""
     import ray
 
     ray.init(address=address, include_dashboard=False, log_to_driver=False, ignore_reinit_error=True)
     serve.start(http_options={"host": host, "port": port})
-    serve.run(build(models, device, cpus_per_model, gpus_per_model, threads), name="ctxlens", route_prefix="/")
+    app = build(models, device, cpus_per_model, gpus_per_model, threads, replicas)
+    serve.run(app, name="ctxlens", route_prefix="/")
     ready(f"serving {', '.join(models)} on http://{host}:{port} (CTXLENS_SERVER=http://{host}:{port})")
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
