@@ -5,6 +5,7 @@ failure is a message."""
 from __future__ import annotations
 
 import threading
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -22,6 +23,7 @@ from ctxlens.models import registry
 from ctxlens.record import ATTN, KEY, QUERY
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
+ROOT = Path(__file__).resolve().parents[1]
 
 TEXTS = {
     "bert-mlm": "The river bank was [MASK] after the rain.",
@@ -183,3 +185,17 @@ def test_attribution_runs_on_the_server_and_equals_in_process(pairs, kind):
         np.testing.assert_allclose(got.token_scores, want.token_scores, atol=1e-5)
         np.testing.assert_allclose(got.word_scores, want.word_scores, atol=1e-5)
         assert got.value == pytest.approx(want.value, abs=1e-5)
+
+
+@pytest.mark.parametrize("page", sorted(p.name for p in (ROOT / "app" / "pages").glob("*.py")) + ["Home.py"])
+def test_every_page_on_the_server_draws_or_says_why(classroom_server, tiny_models, monkeypatch, page):
+    """With CTXLENS_SERVER set, no page shows a traceback: it draws from the server's models,
+    or says in the page that a view needs the weights in the app's process."""
+    from apptest import open_page
+
+    monkeypatch.setenv("CTXLENS_SERVER", classroom_server.url)
+    path = ROOT / "app" / ("pages" if page != "Home.py" else "") / page
+    at = open_page(str(path), [tiny_models["bert-mlm"], tiny_models["gpt2"]])
+    assert not at.exception, at.exception
+    errors = [e.value for e in at.error]
+    assert all("classroom server" in e or "needs" in e for e in errors), errors
