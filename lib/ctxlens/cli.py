@@ -125,7 +125,7 @@ def build_parser() -> argparse.ArgumentParser:
     embed.set_defaults(func=cmd_embed)
     serve = sub.add_parser("serve", help="serve models to app processes (CTXLENS_SERVER) with Ray Serve")
     serve.add_argument("--models", default=",".join(_default_keys()),
-                       help="comma list of catalog keys, hub ids or folders (default: the embedded defaults)")
+                       help="comma list of catalog keys, hub ids or folders (default: the models Home opens with)")
     serve.add_argument("--host", default="127.0.0.1", help="0.0.0.0 to serve other machines")
     serve.add_argument("--port", type=int, default=8000)
     serve.add_argument("--address", help="a Ray cluster's address (default: a local Ray)")
@@ -141,9 +141,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _default_keys() -> list[str]:
+    """What Home opens with: the embedded defaults and the tiny ELMo."""
     from .models.catalog import DEFAULT_KEYS
+    from .models.elmo_catalog import TINY_ELMO_KEY
 
-    return list(DEFAULT_KEYS)
+    return [*DEFAULT_KEYS, TINY_ELMO_KEY]
 
 
 def main(argv: list[str] | None = None) -> int:
