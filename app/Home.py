@@ -72,7 +72,8 @@ def model_column(key: str, text: str, second: str | None, device: str) -> None:
     st.dataframe(table, hide_index=True, height=260, width="stretch")
     if (table["id"] == "—").any():
         st.caption("— : this model reads words (through their characters), so its tokens have no vocabulary ids.")
-    chrome.chart(st, hidden_norm_heatmap(record), width="stretch", key=f"norms_{key}")
+    chrome.chart(st, lambda: hidden_norm_heatmap(record), width="stretch", key=f"norms_{key}",
+                 shared=("norms", running.input_key(record, device)))  # built once per input, for every session
 
 
 chrome.page_setup("Home", models=HOME_MODELS)

@@ -107,16 +107,19 @@ def tokenization_note(key: str, record) -> str:
     return f"Tokens: {kind}{added}."
 
 
+def axis_labels(record, merge: bool) -> list[str]:
+    """The tokens, or with `merge` the words they belong to (when the text has any)."""
+    words = present_words(record.word_ids)
+    return [record.words[i].text for i in words] if merge and words.size else list(record.tokens)
+
+
 def prepare(att, record, drop_sinks: bool, merge: bool):
     """The matrices [..., T, T] as the toggles ask, with their axis labels."""
-    labels = list(record.tokens)
     if drop_sinks:
         att = drop_special_sinks(att, record.special_mask)
-    words = present_words(record.word_ids)
-    if merge and words.size:
+    if merge and present_words(record.word_ids).size:
         att = merge_to_words(att, record.word_ids)
-        labels = [record.words[i].text for i in words]
-    return att, labels
+    return att, axis_labels(record, merge)
 
 
 def default_bertviz_heads(record) -> list[int]:
@@ -156,9 +159,19 @@ def show_model(key: str, record, ident) -> None:
     merge = c_merge.toggle("Merge sub-words into words", key=f"att_merge_{key}", bind=BIND, help=MERGE_HELP)
     st.caption("Layer, Head and the sinks toggle drive every view below, bertviz's included (its "
                "neuron view shows the raw scores); merging changes the heatmap and line tabs.")
-    head_att, labels = prepare(record.attention(layer, head), record, drop_sinks, merge)
     head_title = f"layer {layer}, head {head}"
     sinks_note = ", special-token sinks removed" if drop_sinks else ""
+
+    # Every figure is built once per input and view (`shared`: all it depends on) and shown
+    # to every session that asks for the same: a class on one lesson link builds each once.
+    def heatmap(where, chart_key: str, view: tuple, matrix, title: str) -> None:
+        """A [T, T] matrix, `matrix()`, as the toggles ask, drawn as a heatmap."""
+        chrome.chart(where, lambda: head_heatmap(*prepare(matrix(), record, drop_sinks, merge), causal=causal,
+                                                 title=title),
+                     key=chart_key, shared=(*view, ident, drop_sinks, merge))
+
+    def head_chart(where, chart_key: str) -> None:
+        heatmap(where, chart_key, ("head", layer, head), lambda: record.attention(layer, head), head_title)
 
     tabs = st.tabs([
         "bertviz head view", "bertviz model view", "bertviz neuron view", "All heads of a layer",
@@ -169,8 +182,7 @@ def show_model(key: str, record, ident) -> None:
         if lines > MAX_SVG_LINES:
             too_many_lines("head view", lines, "it draws every head of a layer at once; shorten the "
                            "text, or use the model view with a few heads")
-            chrome.chart(st, head_heatmap(head_att, labels, causal=causal, title=head_title),
-                         key=f"att_hv_fallback_{key}")
+            head_chart(st, f"att_hv_fallback_{key}")
         else:
             st.caption(f"{head_title}{sinks_note}. Hover a token to see its attention; click a colour "
                        "to add that head, double-click it to show only it."
@@ -188,8 +200,7 @@ def show_model(key: str, record, ident) -> None:
         lines = svg_line_count(record, "model", layers, heads)
         if lines > MAX_SVG_LINES:
             too_many_lines("model view", lines, "pick fewer heads, or shorten the text")
-            chrome.chart(st, head_heatmap(head_att, labels, causal=causal, title=head_title),
-                         key=f"att_mv_fallback_{key}")
+            head_chart(st, f"att_mv_fallback_{key}")
         else:
             if len(layers) < n_layers:
                 st.caption(f"Long input: only layer {layer} is drawn (pick the layer above).")
@@ -213,27 +224,31 @@ def show_model(key: str, record, ident) -> None:
             key=f"att_grid_anyway_{key}",
         )
         if draw:
-            grid, grid_labels = prepare(record.attention(layer), record, drop_sinks, merge)
-            chrome.chart(st, layer_heads_grid(grid, grid_labels, causal=causal, layer=layer), key=f"att_grid_{key}")
+            chrome.chart(st, lambda: layer_heads_grid(*prepare(record.attention(layer), record, drop_sinks, merge),
+                                                      causal=causal, layer=layer),
+                         key=f"att_grid_{key}", shared=("grid", ident, layer, drop_sinks, merge))
         else:
             st.info(f"{n_tokens} tokens × {n_heads} heads is a heavy figure: pick one head in the "
                     "“One head” tab, or tick the box.")
     with tabs[4]:
-        chrome.chart(st, head_heatmap(head_att, labels, causal=causal, title=head_title), key=f"att_headfig_{key}")
-        n = len(labels)
+        head_chart(st, f"att_headfig_{key}")
+        n = len(axis_labels(record, merge))
         k = st.number_input(
             "Line view: the k strongest edges", 1, n * n, n * n if n <= LONG_INPUT else 3 * n,
             key=f"att_k_{key}_{n}", bind=BIND, help=f"Above {LONG_INPUT} tokens all {n}² lines are unreadable: "
             "only the strongest are drawn.",
         )
-        chrome.chart(st, attention_lines(head_att, labels, k=int(k)), key=f"att_lines_{key}")
+        chrome.chart(st, lambda: attention_lines(*prepare(record.attention(layer, head), record, drop_sinks, merge),
+                                                 k=int(k)),
+                     key=f"att_lines_{key}", shared=("lines", ident, layer, head, drop_sinks, merge, int(k)))
     with tabs[5]:
         name = st.selectbox("Statistic", list(STATISTICS), format_func=STATISTICS.get, key=f"att_stat_{key}", bind=BIND)
         values = head_statistics(record)[name]
         if np.isnan(values).all():
             st.info("This input has none of those tokens (no [SEP]/EOS, or no punctuation).")
         else:
-            chrome.chart(st, head_summary_heatmap(values, name), key=f"att_summary_{key}")
+            chrome.chart(st, lambda: head_summary_heatmap(values, name), key=f"att_summary_{key}",
+                         shared=("summary", ident, name))
         st.caption("Each cell: one head's mean over all query rows (see the library's "
                    "head_statistics for the exact definitions).")
     with tabs[6]:
@@ -243,12 +258,10 @@ def show_model(key: str, record, ident) -> None:
             "much each input token (column) has flowed into each position (row) by that layer."
         )
         left, right = st.columns(2)
-        mean, mean_labels = prepare(mean_over_heads(record, layer), record, drop_sinks, merge)
-        chrome.chart(left, head_heatmap(mean, mean_labels, causal=causal, title=f"mean over heads, layer {layer}"),
-                     key=f"att_mean_{key}")
-        roll, roll_labels = prepare(rollout(record, layer), record, drop_sinks, merge)
-        chrome.chart(right, head_heatmap(roll, roll_labels, causal=causal, title=f"rollout to layer {layer}"),
-                     key=f"att_rollout_{key}")
+        heatmap(left, f"att_mean_{key}", ("mean", layer), lambda: mean_over_heads(record, layer),
+                f"mean over heads, layer {layer}")
+        heatmap(right, f"att_rollout_{key}", ("rollout", layer), lambda: rollout(record, layer),
+                f"rollout to layer {layer}")
 
 
 tabs = st.tabs(models, key="att_model", bind=BIND) if len(models) > 1 else [st.container()]
@@ -267,4 +280,4 @@ for tab, key in zip(tabs, models):
         if not record.has_attention:
             st.info(f"{key} ({record.family.label}) returns no attention weights.")
             continue
-        show_model(key, record, (key, device, record.precision, text, second))
+        show_model(key, record, running.input_key(record, device))

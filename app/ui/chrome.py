@@ -7,6 +7,7 @@ import re
 
 import streamlit as st
 
+from ctxlens.cache import cached
 from ctxlens.errors import CtxlensError
 from ctxlens.models import catalog as cat
 
@@ -131,16 +132,26 @@ def figure_config(name: str) -> dict:
     }
 
 
-def chart(container, fig, key: str, **kwargs) -> None:
+def chart(container, fig, key: str, shared=None, **kwargs) -> None:
     """A plotly figure that downloads as PNG/SVG (camera icon) and as numbers (CSV); in
-    projector mode every text in it is at least 18 px."""
+    projector mode every text in it is at least 18 px.
+
+    `fig`: a figure, or a function that builds one. With `shared`, a hashable naming all the
+    figure depends on (`running.input_key` of its analysis and the view's options), it is
+    built once in the process, and its projector version once, in the library's one cache:
+    every session asking for the same is shown that figure, and sessions asking at the same
+    time wait for one build. A shared figure is never changed after it is built."""
     from ctxlens.figures.basic import for_projector
     from ctxlens.figures.export import figure_csv
 
-    shown = for_projector(fig) if projector_on() else fig
+    def once(name, build):
+        return build() if shared is None else cached((name, shared), build)
+
+    plain = once("figure", fig if callable(fig) else lambda: fig)
+    shown = once("projector figure", lambda: for_projector(plain)) if projector_on() else plain
     container.plotly_chart(shown, key=key, config=figure_config(key), **kwargs)
     container.download_button(
-        "Numbers (CSV)", data=lambda: figure_csv(fig), file_name=f"ctxlens_{key}.csv",
+        "Numbers (CSV)", data=lambda: figure_csv(plain), file_name=f"ctxlens_{key}.csv",
         mime="text/csv", key=f"csv_{key}", on_click="ignore", type="tertiary", icon=":material/download:",
     )
 

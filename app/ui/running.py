@@ -6,6 +6,8 @@ loaded copy; analyses go through the library's one byte-bounded cache.
 
 from __future__ import annotations
 
+import gc
+
 import streamlit as st
 
 from ctxlens.methods import registry
@@ -32,13 +34,30 @@ def load_model(key: str, device: str):
 
     try:
         with st.spinner(f"Loading {key}…", show_time=True):  # shown only past half a second
-            return get_model(key, device, progress, precision())
+            lm = get_model(key, device, progress, precision())
     except Exception as exc:  # every failure becomes a message in the page
         show_error(exc)
         return None
     finally:
         if bar is not None:
             bar.empty()
+    settle(lm)
+    return lm
+
+
+_SETTLED: set[int] = set()  # ids of the loaded models `settle` has seen
+
+
+def settle(lm) -> None:
+    """The first time a loaded model is seen, take every object alive now (the model, torch,
+    transformers: about 450,000 with the embedded defaults) out of the garbage collector's
+    sweeps (`gc.freeze`). Streamlit runs a full collection after every script run
+    (runner.postScriptGC): 0.2 s with the GIL held, paid by every page load, 30 times over
+    when a class opens a page at once. Reference counting still frees these objects; only a
+    cycle among them that becomes garbage later is kept (models stay loaded anyway)."""
+    if id(lm) not in _SETTLED:
+        _SETTLED.add(id(lm))
+        gc.freeze()
 
 
 def analyze(key: str, text: str, text_pair: str | None = None, device: str | None = None) -> Analysis | None:
@@ -55,6 +74,12 @@ def analyze(key: str, text: str, text_pair: str | None = None, device: str | Non
     if record.truncated:
         st.warning(cut_message(key, record))
     return record
+
+
+def input_key(record: Analysis, device: str | None) -> tuple:
+    """Names `record`'s input across sessions (model, device, precision, text, pair, limit):
+    what is drawn from it is computed once per key and shared (`chrome.chart(shared=...)`)."""
+    return (record.model_key, device, record.precision, record.text, record.text_pair, record.max_tokens)
 
 
 def cut_message(key: str, record: Analysis) -> str:

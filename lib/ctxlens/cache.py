@@ -22,13 +22,15 @@ from .backends.limits import memory_budget_bytes
 
 
 def weigh(value) -> int:
-    """Bytes a cached value holds (records and arrays say so themselves; containers and
-    dataclasses are the sum of their parts)."""
+    """Bytes a cached value holds (records and arrays say so themselves; containers,
+    dataclasses and plotly figures are the sum of their parts)."""
     size = getattr(value, "nbytes", None)
     if isinstance(size, int):
         return size
     if isinstance(value, (str, bytes)):
         return len(value)
+    if hasattr(value, "to_plotly_json"):  # a plotly figure: what it holds, as plain data
+        return weigh(value.to_plotly_json())
     if isinstance(value, dict):
         return sum(weigh(v) for v in value.values())
     if isinstance(value, (list, tuple)):
