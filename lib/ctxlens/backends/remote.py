@@ -202,8 +202,8 @@ class RemoteBackend:
     def _local_only(self) -> RemoteUnsupported:
         return RemoteUnsupported(
             f"This view needs {self.spec.key}'s weights in the app's own process; with {SERVER_ENV} "
-            "set the model runs on the classroom server, which answers activations only. Run the app "
-            "without the server for this view."
+            "set the model runs on the classroom server, which answers activations and attribution only. Run "
+            "the app without the server for this view."
         )
 
     @property
