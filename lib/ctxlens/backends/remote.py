@@ -7,9 +7,9 @@ server: the eager facts of a record (tokens, offsets, words) come back from one 
 view first needs it (`RemoteActivations`). The server keeps its records in its own cache and
 recomputes one it has evicted, or lost in a restart, so a record held here never goes stale.
 
-What needs the model's weights in this process (gradients for attribution, knock-outs,
-generation) raises CapabilityMissing with that reason: the server answers activations.
-The tokenizer is shipped once from the server, so views that read it work as they do locally.
+Attribution runs on the server whole (`methods.attribution.attribute`: its gradients need the
+weights). What drives the weights from this process (knock-outs, generation, QA windows,
+classifiers) raises CapabilityMissing with that reason. The tokenizer is shipped once from the server, so views that read it work as they do locally.
 """
 
 from __future__ import annotations
