@@ -23,8 +23,9 @@ from ctxlens.models.device import describe_device, pick_device
 
 HERE = Path(__file__).resolve().parent
 DOC = ROOT / "docs" / "PERFORMANCE.md"
-NOISE = re.compile(
-    r"^(Loading weights|Writing model shards|Converting and de-quantizing|\[transformers\])|warning|warn\(|ScriptRunContext",
+NOISE = re.compile(  # progress bars, warnings, Ray's own logs (timestamped, or an actor's "(... pid=N)")
+    r"^(Loading weights|Writing model shards|Converting and de-quantizing|\[transformers\])|warning|warn\(|ScriptRunContext"
+    r"|^\[?\d{4}-\d\d-\d\d[ T]\d\d:\d\d|^\(.*? pid=\d+|^(INFO|DEBUG) \d{4}-",
     re.IGNORECASE,
 )
 
