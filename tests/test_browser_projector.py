@@ -27,12 +27,17 @@ ZOOMED = """sel => [...document.querySelectorAll(sel)].map(e => {
   const column = box.parentElement.getBoundingClientRect(), own = box.getBoundingClientRect();
   return {zoom: getComputedStyle(box).zoom, inside: own.right <= column.right + 1};
 })"""
-# The badge's text, read each time the script starts running (a rerun may be too quick to poll).
-ARM_BADGE = """() => { window.__badges = [];
-  new MutationObserver(() => { const app = document.querySelector('[data-testid="stApp"]');
-    if (app.getAttribute('data-test-script-state') === 'running')
-      window.__badges.push(getComputedStyle(app, '::after').content); })
-  .observe(document.body, {subtree: true, attributes: true, attributeFilter: ['data-test-script-state']}); }"""
+# Whether the script ran since this was armed: a rerun can start and end within one task, so
+# the observer also reads each mutation's old value (the state may be "notRunning" again by then).
+ARM_BADGE = """() => { window.__ran = false;
+  new MutationObserver(records => { for (const r of records)
+      if (r.oldValue === 'running' || r.target.getAttribute('data-test-script-state') === 'running')
+        window.__ran = true; })
+  .observe(document.body, {subtree: true, attributes: true, attributeOldValue: true,
+                           attributeFilter: ['data-test-script-state']}); }"""
+# The page's rule that shows "Working…" over the app while its script runs.
+BADGE_RULE = """() => [...document.styleSheets].some(sheet => [...sheet.cssRules].some(rule =>
+  (rule.selectorText || '').includes('data-test-script-state="running"') && rule.style.content.includes('Working')))"""
 
 
 @pytest.fixture(scope="module")
@@ -55,7 +60,7 @@ def _check_projector(page, figures: bool = True) -> None:
     assert not figures or all(k in kinds for k in ("xtick", "ytick", "gtitle")), kinds[:300]
     assert [t for t in texts if t["px"] < 18] == []
     assert page.evaluate(CUT) == []
-    assert any("Working" in badge for badge in page.evaluate("window.__badges"))
+    assert page.evaluate("window.__ran") and page.evaluate(BADGE_RULE)  # the badge showed while it ran
     assert page.locator('[data-testid="stException"]').count() == 0
 
 
