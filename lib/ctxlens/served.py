@@ -1,5 +1,5 @@
-"""What the classroom server does for one model, without Ray: `serve.py` wraps it in a Ray
-Serve deployment, and the tests call it directly too.
+"""What the classroom server does for one model, in plain Python: `serve.py` wraps it in a Ray
+Serve deployment (batching, HTTP), so the logic here needs no Ray to read or to change.
 
 Records are kept in the process's one cache (`ctxlens.cache`), keyed by the request, so the
 sessions of a classroom share them and a later `fetch` finds the record its `analyze` made.
