@@ -4,8 +4,8 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 
-from ctxlens.methods.extraction import analyze_all
-from ctxlens.analysis.extract import COLUMNS, locate_target, parse_layers, read_sentence_file, word_vectors
+from ctxlens.methods.extraction import analyze_all, read_sentences
+from ctxlens.analysis.extract import COLUMNS, locate_target, parse_layers, word_vectors
 from ctxlens.analysis.words import split_words
 from ctxlens.cli import main
 from ctxlens.errors import InputError
@@ -71,16 +71,16 @@ def test_parse_layers():
             parse_layers(bad, 4)
 
 
-def test_read_sentence_file(tmp_path):
+def test_read_sentences_text_and_csv(tmp_path):
     txt = tmp_path / "s.txt"
     txt.write_text("\ufeffFirst one.\n\n  Second | with a bar.  \n", encoding="utf-8")
-    assert read_sentence_file(txt) == ["First one.", "Second | with a bar."]
+    assert read_sentences(txt) == ["First one.", "Second | with a bar."]
     csv = tmp_path / "s.csv"
     csv.write_text('sense,sentence\nfin,"A bank, here."\nriv,The bank.\n', encoding="utf-8")
-    assert read_sentence_file(csv) == ["A bank, here.", "The bank."]
+    assert read_sentences(csv) == ["A bank, here.", "The bank."]
     (tmp_path / "empty.txt").write_text("\n \n")
     with pytest.raises(InputError, match="no sentences"):
-        read_sentence_file(tmp_path / "empty.txt")
+        read_sentences(tmp_path / "empty.txt")
 
 
 def test_cli_embed_writes_parquet(tiny_models, tmp_path, capsys):

@@ -11,34 +11,13 @@ import numpy as np
 
 from ..errors import InputError
 from ..record import Analysis
-from .polysemy import Which, check_target, find_target, parse_csv
+from .polysemy import Which, check_target, find_target
 from .words import Pooling, pool_words, split_words
 
 COLUMNS = ("sentence_id", "sentence", "word", "word_index", "layer", "relative_depth", "model", "vector")
 
 
 # ---------------------------------------------------------------- sentences and targets
-
-
-def read_sentence_file(path: str | Path) -> list[str]:
-    """Sentences from a .csv (a `sentence` column, else the first column) or a text file
-    (one sentence per line; blank lines skipped)."""
-    path = Path(path)
-    try:
-        data = path.read_bytes()
-    except OSError as exc:
-        raise InputError(f"Cannot read {path}: {exc.strerror or exc}.") from exc
-    if path.suffix.lower() == ".csv":
-        sentences = [s.text for s in parse_csv(data)]
-    else:
-        try:
-            text = data.decode("utf-8-sig")
-        except UnicodeDecodeError as exc:
-            raise InputError(f"{path} is not UTF-8 text.") from exc
-        sentences = [line.strip() for line in text.splitlines() if line.strip()]
-    if not sentences:
-        raise InputError(f"{path} holds no sentences.")
-    return sentences
 
 
 @dataclass(frozen=True)
