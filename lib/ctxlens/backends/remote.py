@@ -217,7 +217,7 @@ class RemoteBackend:
             raise RemoteUnsupported(f"{self.spec.key} has no sub-word tokenizer.")
         from .hf_loading import read_tokenizer
 
-        _, files = self.client.post("/v1/tokenizer", b"", model=self.name)
+        _, files = self.call("tokenizer", {})
         folder = tempfile.mkdtemp(prefix="ctxlens-tokenizer-")
         for filename, data in files.items():
             with open(os.path.join(folder, os.path.basename(filename)), "wb") as out:
@@ -245,8 +245,7 @@ class RemoteBackend:
         """One `analyze` call for all of them (the server batches them with other sessions')."""
         if not encoded:
             return []
-        meta, arrays = self.client.post("/v1/analyze", wire.pack({"inputs": [e.to_json() for e in encoded]}),
-                                        model=self.name)
+        meta, arrays = self.call("analyze", {"inputs": [e.to_json() for e in encoded]})
         return [self._record(e, m, arrays, f"{i}.") for i, (e, m) in enumerate(zip(encoded, meta["records"]))]
 
     def analyze(self, texts, pairs=None, max_tokens=None, names=None) -> list[Analysis]:
@@ -267,12 +266,12 @@ class RemoteBackend:
         return int(sum(linear * e.length + quadratic * e.length**2 for e in encoded))
 
     def call(self, operation: str, meta: dict, tensors: dict | None = None) -> tuple[dict, dict]:
-        """A method the server runs whole (attribution: its gradients need the weights)."""
+        """One of the server's operations on this model (serve.OPERATIONS), e.g. a method it
+        runs whole (attribution: its gradients need the weights)."""
         return self.client.post(f"/v1/{operation}", wire.pack(meta, tensors), model=self.name)
 
     def unembed(self, hidden: torch.Tensor, layer: int) -> torch.Tensor:
-        _, tensors = self.client.post("/v1/unembed", wire.pack({"layer": layer}, {"hidden": hidden}),
-                                      model=self.name)
+        _, tensors = self.call("unembed", {"layer": layer}, {"hidden": hidden})
         return tensors["logits"].to(hidden.device)
 
     # --- internals ------------------------------------------------------------------------
@@ -294,13 +293,11 @@ class RemoteBackend:
     def _fetch(self, enc: RemoteInput, items, slices=None) -> list[torch.Tensor]:
         asked = [{"name": n, "layer": layer, "index": s}
                  for (n, layer), s in zip(items, slices or [None] * len(items))]
-        _, tensors = self.client.post("/v1/fetch", wire.pack({"input": enc.to_json(), "items": asked}),
-                                      model=self.name)
+        _, tensors = self.call("fetch", {"input": enc.to_json(), "items": asked})
         return [tensors[str(i)] for i in range(len(items))]
 
     def _head(self, enc: RemoteInput) -> HeadOutput:
-        meta, tensors = self.client.post("/v1/fetch", wire.pack({"input": enc.to_json(), "head": True}),
-                                         model=self.name)
+        meta, tensors = self.call("fetch", {"input": enc.to_json(), "head": True})
         return HeadOutput(kind=meta["kind"], **{k: v.numpy() for k, v in tensors.items()})
 
 
@@ -338,10 +335,15 @@ def served_models(url: str) -> dict:
     return answer
 
 
+def served_info(models: dict, name: str) -> dict | None:
+    """The info of model `name` among `served_models`: by the name it is served as, or its key."""
+    return models.get(name) or next((m for m in models.values() if m["spec"]["key"] == name), None)
+
+
 def connect(name: str, url: str) -> RemoteBackend:
     """The remote backend of model `name` (a catalog key, hub id or folder the server serves)."""
     models = served_models(url)
-    info = models.get(name) or next((m for m in models.values() if m["spec"]["key"] == name), None)
+    info = served_info(models, name)
     if info is None:
         raise ModelUnavailable(name, f"the model server at {url} does not serve it",
                                f"It serves: {', '.join(models) or 'nothing'}.")

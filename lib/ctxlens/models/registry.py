@@ -7,7 +7,7 @@ import threading
 from dataclasses import dataclass
 
 from ..backends.limits import memory_budget_bytes
-from ..backends.remote import connect, served_models, server_url
+from ..backends.remote import connect, served_info, served_models, server_url
 from ..cache import CACHE
 from ..errors import InputError, ModelUnavailable, ServerUnavailable
 from ..record import RESID, Analysis, Family
@@ -40,12 +40,16 @@ def get_model(name: str, device: str | None = None, progress: Progress | None = 
 
 
 def _remote(name: str, url: str):
-    """A remote backend, kept once it connected (a failure is not kept: the next call retries)."""
+    """A remote backend, kept once it connected (a failure is not kept: the next call retries).
+    Connecting asks the server, so it happens outside the registry's lock: a slow or absent
+    server must not hold up every other model's `get_model`."""
     key = (name, f"remote:{url}", "")
     with _registry_lock:
-        if key not in _models:
-            _models[key] = connect(name, url)
-        return _models[key]
+        if key in _models:
+            return _models[key]
+    backend = connect(name, url)
+    with _registry_lock:
+        return _models.setdefault(key, backend)
 
 
 def _load(spec: ModelSpec, device: str, progress: Progress | None, dtype: str):
@@ -97,7 +101,7 @@ def _served_status(spec: ModelSpec, url: str) -> ModelStatus:
         models = served_models(url)
     except ServerUnavailable as exc:
         return ModelStatus(spec.key, "unavailable", exc.cause)
-    info = next((m for m in models.values() if spec.key in (m["name"], m["spec"]["key"])), None)
+    info = served_info(models, spec.key)
     if info is None:
         return ModelStatus(spec.key, "unavailable", f"not served by {url}")
     return ModelStatus(spec.key, "ready", f"served by {url} on {info['device']} in {info['precision']}")
