@@ -15,6 +15,7 @@ CTXLENS_SERVER is set (`backends/remote.py`). Ray is an optional extra: imported
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import os
 import signal
@@ -35,14 +36,23 @@ BATCH_WAIT_S = float(os.environ.get("CTXLENS_BATCH_WAIT_MS", "50")) / 1000
 OPERATIONS = ("analyze", "fetch", "unembed", "explain", "tokenizer")
 
 
-def _error(exc: Exception) -> tuple[int, bytes]:
-    status = 400 if isinstance(exc, CtxlensError) else 500
-    return status, json.dumps({"error": type(exc).__name__, "message": str(exc)}).encode()
+def _answers(operation):
+    """A deployment's HTTP operation: (200, its reply), or for any failure (400 for ours, 500
+    for the rest, the error as JSON) that the client raises again as the same class."""
+    @functools.wraps(operation)
+    async def answered(self, body: bytes) -> tuple[int, bytes]:
+        try:
+            return 200, await operation(self, body)
+        except Exception as exc:  # noqa: BLE001 - every failure becomes the client's message
+            status = 400 if isinstance(exc, CtxlensError) else 500
+            return status, json.dumps({"error": type(exc).__name__, "message": str(exc)}).encode()
+
+    return answered
 
 
 @serve.deployment(max_ongoing_requests=256)
 class ModelDeployment:
-    """One model. Each method answers (HTTP status, body)."""
+    """One model: `info` and `stats` for the Gateway, and the HTTP OPERATIONS."""
 
     def __init__(self, name: str, device: str | None, threads: int):
         import torch
@@ -56,36 +66,30 @@ class ModelDeployment:
     async def stats(self) -> dict:
         return self.service.stats()
 
-    async def analyze(self, body: bytes) -> tuple[int, bytes]:
-        try:
-            meta, _ = wire.unpack(body)
-            records = await asyncio.gather(*(self._record(r) for r in meta["inputs"]))
-            return 200, self.service.analyze_reply(records)
-        except Exception as exc:  # noqa: BLE001 - every failure becomes the client's message
-            return _error(exc)
+    @_answers
+    async def analyze(self, body: bytes) -> bytes:
+        meta, _ = wire.unpack(body)
+        records = await asyncio.gather(*(self._record(r) for r in meta["inputs"]))
+        return self.service.analyze_reply(records)
 
-    async def fetch(self, body: bytes) -> tuple[int, bytes]:
-        try:
-            meta, _ = wire.unpack(body)
-            record = await self._record(meta["input"])
-            return 200, await asyncio.to_thread(self.service.fetch_reply, record, meta)
-        except Exception as exc:  # noqa: BLE001
-            return _error(exc)
+    @_answers
+    async def fetch(self, body: bytes) -> bytes:
+        meta, _ = wire.unpack(body)
+        record = await self._record(meta["input"])
+        return await asyncio.to_thread(self.service.fetch_reply, record, meta)
 
-    async def unembed(self, body: bytes) -> tuple[int, bytes]:
-        try:
-            return 200, await asyncio.to_thread(self.service.unembed_reply, body)
-        except Exception as exc:  # noqa: BLE001
-            return _error(exc)
+    @_answers
+    async def unembed(self, body: bytes) -> bytes:
+        return await asyncio.to_thread(self.service.unembed_reply, body)
 
-    async def explain(self, body: bytes) -> tuple[int, bytes]:
-        try:  # many forwards and backwards of one input: not batched with other requests
-            return 200, await asyncio.to_thread(self.service.explain_reply, body)
-        except Exception as exc:  # noqa: BLE001
-            return _error(exc)
+    @_answers
+    async def explain(self, body: bytes) -> bytes:
+        # many forwards and backwards of one input: not batched with other requests
+        return await asyncio.to_thread(self.service.explain_reply, body)
 
-    async def tokenizer(self, body: bytes) -> tuple[int, bytes]:
-        return 200, self.service.tokenizer_reply()
+    @_answers
+    async def tokenizer(self, body: bytes) -> bytes:
+        return self.service.tokenizer_reply()
 
     async def _record(self, request: dict):
         record = self.service.cached(request)  # a hit never waits for a batch

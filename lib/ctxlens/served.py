@@ -49,13 +49,12 @@ class ModelService:
 
     # --- records ----------------------------------------------------------------------------
 
-    @staticmethod
-    def _key(name: str, request: dict) -> tuple:
-        return ("served", name, request["text"], request.get("pair"), request["max_tokens"])
+    def _key(self, request: dict) -> tuple:
+        return ("served", self.name, request["text"], request.get("pair"), request["max_tokens"])
 
     def cached(self, request: dict) -> Analysis | None:
         """The record of `request` if the cache holds it (no forward)."""
-        return CACHE.peek(self._key(self.name, request))
+        return CACHE.peek(self._key(request))
 
     def records(self, requests: list[dict]) -> list[Analysis | CtxlensError]:
         """A record per request: cached ones as they are, the rest from batched forwards (one
@@ -68,7 +67,7 @@ class ModelService:
             if record is not None:
                 out[i] = record
             else:
-                todo.setdefault(self._key(self.name, request), []).append(i)
+                todo.setdefault(self._key(request), []).append(i)
         encoded = {}
         for key, where in todo.items():
             try:
