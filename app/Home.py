@@ -6,13 +6,9 @@ import streamlit as st
 
 from ctxlens.figures.basic import hidden_norm_heatmap, token_table
 from ctxlens.models import catalog as cat
-from ctxlens.models.elmo_catalog import TINY_ELMO_KEY
 from ui import exercise, chrome, inputs, pickers, running, state
 
 EMBEDDED = ["all-MiniLM-L6-v2", "SmolLM2-135M-Instruct"]
-# Home compares the three families at once: the embedded encoder and decoder, and ELMo's tiny
-# test model (random weights: its words are right, its numbers mean nothing; it costs < 1 s).
-HOME_MODELS = (*cat.DEFAULT_KEYS, TINY_ELMO_KEY)
 
 
 @dataclass(frozen=True)
@@ -76,7 +72,7 @@ def model_column(key: str, text: str, second: str | None, device: str) -> None:
                  shared=("norms", running.input_key(record, device)))  # built once per input, for every session
 
 
-chrome.page_setup("Home", models=HOME_MODELS)
+chrome.page_setup("Home", models=cat.HOME_KEYS)
 st.title("ctxlens: see what contextual language models do")
 st.markdown(
     "Type a sentence and compare how **ELMo**, **BERT**-style encoders and **GPT**-style causal "

@@ -93,6 +93,8 @@ def cmd_serve(args) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from .models.catalog import HOME_KEYS
+
     parser = argparse.ArgumentParser(prog="ctxlens", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("prepare", help="make the embedded default models ready").set_defaults(func=cmd_prepare)
@@ -124,7 +126,7 @@ def build_parser() -> argparse.ArgumentParser:
                             "GPUs, else 0: CPUs)")
     embed.set_defaults(func=cmd_embed)
     serve = sub.add_parser("serve", help="serve models to app processes (CTXLENS_SERVER) with Ray Serve")
-    serve.add_argument("--models", default=",".join(_default_keys()),
+    serve.add_argument("--models", default=",".join(HOME_KEYS),
                        help="comma list of catalog keys, hub ids or folders (default: the models Home opens with)")
     serve.add_argument("--host", default="127.0.0.1", help="0.0.0.0 to serve other machines")
     serve.add_argument("--port", type=int, default=8000)
@@ -138,14 +140,6 @@ def build_parser() -> argparse.ArgumentParser:
                        help="copies of each model (one per GPU of a cluster; see docs/SCALING.md)")
     serve.set_defaults(func=cmd_serve)
     return parser
-
-
-def _default_keys() -> list[str]:
-    """What Home opens with: the embedded defaults and the tiny ELMo."""
-    from .models.catalog import DEFAULT_KEYS
-    from .models.elmo_catalog import TINY_ELMO_KEY
-
-    return [*DEFAULT_KEYS, TINY_ELMO_KEY]
 
 
 def main(argv: list[str] | None = None) -> int:

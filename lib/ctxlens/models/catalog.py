@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 
 from ..record import Family
+from .elmo_catalog import TINY_ELMO_KEY
 
 # Capabilities a view may need.
 ATTENTIONS = "attentions"
@@ -132,6 +133,10 @@ CATALOG: dict[str, ModelSpec] = {
 }
 
 DEFAULT_KEYS = ("all-MiniLM-L6-v2", "SmolLM2-135M-Instruct")
+# Home compares the three families at once: the embedded encoder and decoder, and ELMo's tiny
+# test model (random weights: its words are right, its numbers mean nothing; it costs < 1 s).
+# `ctxlens serve` serves these by default.
+HOME_KEYS = (*DEFAULT_KEYS, TINY_ELMO_KEY)
 
 
 def _elmo_specs() -> list[ModelSpec]:
