@@ -302,6 +302,8 @@ def _from_wire(meta: dict, arrays: dict) -> Attribution:
            "options": tuple(tuple(o) for o in meta["options"])},
         **{k: arrays[k].numpy() for k in _ARRAYS},
     )
+
+
 register(IG, "Integrated gradients", "each word's share of the prediction, integrated from a baseline input",
          [EXPLAINABLE], integrated_gradients, baseline=None, steps=DEFAULT_STEPS)
 register(GRAD_X_INPUT, "Gradient × input", "the prediction's gradient at each word embedding, times the embedding",
