@@ -41,6 +41,7 @@ from ctxlens.models.catalog import DEFAULT_KEYS
 
 sys.path.insert(0, str(ROOT / "tests"))
 from browser import streamlit_server  # noqa: E402
+from classroom_server import ClassroomServer  # noqa: E402
 
 STUDENTS = 30
 SINGLES = 3  # students alone before each scenario, each on a new sentence
@@ -204,21 +205,10 @@ def main() -> None:
         errors = report(run(args.server), f"behind CTXLENS_SERVER={args.server}")
     else:  # side by side: the models in the app, then behind a ctxlens serve started here
         errors = report(run(None), "in the app")
-        with served(list(DEFAULT_KEYS)) as url:
-            errors += report(run(url), "behind ctxlens serve (Ray Serve on the same machine)")
+        with ClassroomServer(list(DEFAULT_KEYS)) as server:
+            errors += report(run(server.url), "behind ctxlens serve (Ray Serve on the same machine)")
     if errors:
         sys.exit(1)
-
-
-@contextlib.contextmanager
-def served(models: list[str]):
-    from classroom_server import ClassroomServer
-
-    server = ClassroomServer(models).start()
-    try:
-        yield server.url
-    finally:
-        server.stop()
 
 
 if __name__ == "__main__":

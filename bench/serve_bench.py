@@ -61,8 +61,7 @@ def line(name: str, m: dict) -> str:
 
 def main() -> None:
     print(device_line())
-    server = ClassroomServer(list(DEFAULT_KEYS)).start()
-    try:
+    with ClassroomServer(list(DEFAULT_KEYS)) as server:
         for key in DEFAULT_KEYS:
             local, remote = get_model(key), connect(key, server.url)
             for lm in (local, remote):
@@ -75,8 +74,6 @@ def main() -> None:
             print(f"{key}: throughput served / in process {served['throughput'] / here['throughput']:.2f}x; "
                   f"p95 served / in process {served['p95'] / here['p95']:.2f}x; server batch sizes "
                   + ", ".join(f"{n}x{size}" for size, n in sorted(sizes.items(), key=lambda kv: int(kv[0]))))
-    finally:
-        server.stop()
 
 
 if __name__ == "__main__":

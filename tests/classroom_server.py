@@ -1,26 +1,21 @@
 """`ctxlens serve` in a subprocess on 127.0.0.1, for tests and benchmarks: start, wait until
-ready, stop (SIGTERM: Ray Serve and the local Ray it started shut down), start again."""
+ready, stop (SIGTERM: Ray Serve and the local Ray it started shut down), start again; or
+`with ClassroomServer(models) as server:` for one run."""
 
 from __future__ import annotations
 
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
 import urllib.request
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+from browser import ROOT, free_port
+
 READY_TIMEOUT_S = 240  # a local Ray and three models on 2 cores take about a minute
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class ClassroomServer:
@@ -56,6 +51,12 @@ class ClassroomServer:
             return bool(self.get("/readyz")["ready"])
         except OSError:
             return False
+
+    def __enter__(self) -> "ClassroomServer":
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
 
     def stop(self) -> None:
         """SIGTERM, then the whole process group if it lingers (Ray's own processes too)."""
