@@ -20,7 +20,8 @@ import pandas as pd
 
 from ..errors import InputError
 from ..record import Analysis
-from .words import Pooling, pool_words
+from .corpus import CorpusWords, from_records
+from .words import Pooling
 
 MIN_OCCURRENCES = 5  # the paper keeps word types seen in at least 5 contexts
 
@@ -146,55 +147,61 @@ def contextuality_report(
     n_pairs: int = 2000,
     seed: int = 0,
 ) -> pd.DataFrame:
-    """The three measures per layer for one model's records (one record per sentence).
-
-    Columns: model, layer, relative_depth, self_similarity, intra_sentence, baseline,
-    self_similarity_adj, intra_sentence_adj, n_types (word types measured).
-    """
+    """The three measures per layer for one model's records (one record per sentence); see
+    `corpus_contextuality` for the columns."""
     if not records:
         raise InputError("No sentences to analyse.")
     shape = records[0].hidden_states.shape
     if any(r.hidden_states.shape[::2] != shape[::2] for r in records):
         raise ValueError("contextuality_report takes the records of a single model")
     report = progress or (lambda fraction, message: None)
+    corpus = from_records(records, [r.text for r in records], pooling, progress=report)
+    return corpus_contextuality(corpus, progress=report, min_occurrences=min_occurrences, n_pairs=n_pairs, seed=seed)
 
-    columns, sentence_ids, sentences = [], [], []
-    by_type: dict[str, list[int]] = defaultdict(list)  # type → indices into the word columns
-    for s, record in enumerate(records):
-        report(0.8 * s / len(records), f"Pooling words of sentence {s + 1} of {len(records)}")
-        pooled, present = pool_words(record, pooling)
-        keep = [w for w, word in enumerate(record.words) if present[w] and _is_word(word.text)]
-        if not keep:
-            continue
-        sentences.append(pooled[:, keep])
-        seen = set()
-        for w in keep:
-            word_type = record.words[w].text.lower()
-            if word_type not in seen:  # one occurrence per sentence: contexts must differ
-                seen.add(word_type)
-                by_type[word_type].append(len(columns))
-            columns.append(pooled[:, w])
-            sentence_ids.append(s)
-    if not columns:
+
+def corpus_contextuality(
+    corpus: CorpusWords,
+    progress: Progress | None = None,
+    min_occurrences: int = MIN_OCCURRENCES,
+    n_pairs: int = 2000,
+    seed: int = 0,
+) -> pd.DataFrame:
+    """The three measures per layer over a corpus's words (punctuation left out).
+
+    Columns: model, layer, relative_depth, self_similarity, intra_sentence, baseline,
+    self_similarity_adj, intra_sentence_adj, n_types (word types measured).
+    """
+    report = progress or (lambda fraction, message: None)
+    keep = np.array([i for i, w in enumerate(corpus.words) if _is_word(w)], dtype=np.int64)
+    if not len(keep):
         raise InputError("No words found in the sentences.")
+    words = corpus.vectors[:, keep]  # [L, N, D]
+    sentence_ids = corpus.sentence_id[keep]
+    by_type: dict[str, list[int]] = defaultdict(list)  # type → columns, one per sentence: contexts must differ
+    seen = set()
+    for column, (s, text) in enumerate(zip(sentence_ids.tolist(), (corpus.words[i] for i in keep))):
+        if (s, text.lower()) not in seen:
+            seen.add((s, text.lower()))
+            by_type[text.lower()].append(column)
+    n_layers = words.shape[0]
 
     report(0.85, "Measuring self-similarity")
-    words = np.stack(columns, axis=1)  # [L+1, N, D]
     frequent = {t: words[:, idx] for t, idx in by_type.items() if len(idx) >= min_occurrences}
-    self_sim = self_similarity(frequent, min_occurrences) if frequent else np.full(shape[0], np.nan)
+    self_sim = self_similarity(frequent, min_occurrences) if frequent else np.full(n_layers, np.nan)
     report(0.9, "Measuring intra-sentence similarity")
+    sentences = [words[:, sentence_ids == s] for s in np.unique(sentence_ids)]
     if any(v.shape[1] > 1 for v in sentences):
         intra = intra_sentence_similarity(sentences)
     else:
-        intra = np.full(shape[0], np.nan)
+        intra = np.full(n_layers, np.nan)
     report(0.95, "Measuring the anisotropy baseline")
-    baseline = anisotropy_baseline(words, np.array(sentence_ids), n_pairs, seed)
+    baseline = anisotropy_baseline(words, sentence_ids, n_pairs, seed)
     report(1.0, "Done")
     return pd.DataFrame(
         {
-            "model": records[0].model_key,
-            "layer": np.arange(shape[0]),
-            "relative_depth": records[0].relative_depth(),
+            "model": corpus.model,
+            "layer": corpus.layers,
+            "relative_depth": corpus.relative_depth,
             "self_similarity": self_sim,
             "intra_sentence": intra,
             "baseline": baseline,
