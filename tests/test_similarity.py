@@ -62,6 +62,9 @@ def test_equals_direct_hsic(n, p, q):
 def test_default_path_choice():
     assert similarity._use_gram(5, 100, 80)  # few words, wide layers
     assert not similarity._use_gram(500, 5, 4)
+    # A matrix reuses each layer's Gram: 31 layers of 576 on 1,000 words favour it; 4,000 words do not fit.
+    assert not similarity._use_gram(1000, 576, 576) and similarity._use_gram(1000, 576, 576, 31, 31, shared=True)
+    assert not similarity._use_gram(4000, 576, 576, 31, 31, shared=True)
 
 
 @pytest.mark.parametrize("n, p, q", [(6, 40, 30), (60, 4, 3)])
@@ -71,7 +74,7 @@ def test_feature_and_gram_paths_agree(monkeypatch, n, p, q):
     a, b = rand(3, n, p, seed=3), rand(2, n, q, seed=4)
     results = {}
     for gram in (False, True):
-        monkeypatch.setattr(similarity, "_use_gram", lambda n, p, q, gram=gram: gram)
+        monkeypatch.setattr(similarity, "_use_gram", lambda *shape, gram=gram, **kw: gram)
         results[gram] = linear_cka(x, y), cka_matrix(a, b), cka_matrix(a)
     for feature, gram in zip(results[False], results[True]):
         np.testing.assert_allclose(feature, gram, rtol=RTOL)

@@ -30,9 +30,18 @@ def _centred(x: np.ndarray) -> np.ndarray | None:
     return c / norm  # CKA is scale-invariant; unit scale keeps the products far from overflow
 
 
-def _use_gram(n: int, p: int, q: int) -> bool:
-    """Whether the n×n Gram form is cheaper than the feature form (few words, wide layers)."""
-    return n * (p + q) < p * p + p * q + q * q
+GRAM_BYTES = 2**30  # the Gram matrices of a whole cka_matrix are kept at once: at most this much
+
+
+def _use_gram(n: int, p: int, q: int, layers_a: int = 1, layers_b: int = 1, shared: bool = False) -> bool:
+    """Whether the n×n Gram form is cheaper than the feature form for `layers_a` × `layers_b`
+    pairs (few words, wide layers). Over a matrix each Gram is built once and reused by every
+    pair, so the Gram form wins longer than for one pair, as long as the Grams fit GRAM_BYTES.
+    `shared`: b is a itself, so its Grams and self-norms come free."""
+    grams = layers_a + (0 if shared else layers_b)
+    gram_cost = (layers_a * p + (0 if shared else layers_b * q)) * n * n + layers_a * layers_b * n * n
+    feature_cost = layers_a * layers_b * n * p * q + layers_a * n * p * p + (0 if shared else layers_b * n * q * q)
+    return gram_cost < feature_cost and grams * n * n * 8 <= GRAM_BYTES
 
 
 def _check_rows(n_x: int, n_y: int) -> None:
@@ -85,7 +94,7 @@ def cka_matrix(a: np.ndarray, b: np.ndarray | None = None) -> np.ndarray:
     if not ia or not ib:
         return out
     n, p, q = a.shape[1], a.shape[2], b_.shape[2]
-    if _use_gram(n, p, q):
+    if _use_gram(n, p, q, len(ia), len(ib), shared=b is None):
         # Each layer's Gram matrix, flattened and normalised: every cross term is then one matrix product.
         ga = np.stack([(ca[i] @ ca[i].T).ravel() for i in ia])
         ga /= np.linalg.norm(ga, axis=1, keepdims=True)

@@ -45,7 +45,8 @@ class LabelSource:
 
     def describe(self, task: str) -> str:
         score, what = self.accuracy[task]
-        bound = " (the universal tags merge fine-grained ones, so at least this)" if task == "pos" else ""
+        bound = {"pos": " (the universal tags merge fine-grained ones, so they are at least this accurate)",
+                 "depth": " (a word's depth depends on every arc above it, so depths are less accurate)"}[task]
         return (f"Silver labels: {TASKS[task].split(' (')[0].lower()} from spaCy's {self.name} {self.version} "
                 f"({self.licence} licence, trained on {self.trained_on}); its {what} is {score:.1%} on "
                 f"its own test data{bound}. A tagger's mistakes are in the labels.")
