@@ -5,6 +5,8 @@ as it comes and written, with the device's name, into docs/PERFORMANCE.md betwee
 that kind of device: a CPU run replaces the CPU section, a CUDA run the GPU one.
 
     python bench/run_all.py [--no-write] [SCRIPT_NAME ...]
+
+Naming scripts reruns only those and replaces only their blocks.
 """
 
 from __future__ import annotations
@@ -62,6 +64,22 @@ def write_section(kind: str, block: str) -> None:
     DOC.write_text(doc.rstrip() + "\n", encoding="utf-8")
 
 
+def write_block(kind: str, name: str, text: str) -> None:
+    """Replace (or add) one script's block inside the section of this kind of device."""
+    doc = DOC.read_text(encoding="utf-8")
+    found = re.search(rf"<!-- bench:{kind} -->.*?<!-- /bench:{kind} -->", doc, re.DOTALL)
+    if found is None:
+        raise SystemExit(f"{DOC.name} has no {kind} section yet: run every script once (`make bench`).")
+    block = f"### `bench/{name}.py`\n\n```\n{text}\n```\n"
+    old = re.compile(rf"### `bench/{re.escape(name)}\.py`\n\n```\n.*?\n```\n", re.DOTALL)
+    body = found.group(0)
+    if old.search(body):
+        body = old.sub(lambda _: block, body)
+    else:
+        body = body.replace(f"<!-- /bench:{kind} -->", f"{block}\n<!-- /bench:{kind} -->")
+    DOC.write_text(doc[:found.start()] + body + doc[found.end():], encoding="utf-8")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("names", nargs="*", help="run only these scripts (e.g. forward_bench)")
@@ -73,10 +91,15 @@ def main() -> None:
     for script in scripts:
         print(f"\n== {script.stem} ==", flush=True)
         outputs[script.stem] = run_script(script)
-    if not args.no_write and not args.names:  # a partial run would drop the other figures
-        kind = "gpu" if device == "cuda" else device
+    if args.no_write:
+        return
+    kind = "gpu" if device == "cuda" else device
+    if args.names:  # a partial run replaces only its scripts' blocks, keeping the others' figures
+        for name, text in outputs.items():
+            write_block(kind, name, text)
+    else:
         write_section(kind, section(kind, describe_device(device), outputs))
-        print(f"\nwritten to {DOC.relative_to(ROOT)} (section {kind})")
+    print(f"\nwritten to {DOC.relative_to(ROOT)} (section {kind})")
 
 
 if __name__ == "__main__":

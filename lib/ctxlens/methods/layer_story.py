@@ -130,39 +130,53 @@ def layer_story(model: str, *, pooling: Pooling = "mean", device: str | None = N
 
 
 def story_text(story: pd.DataFrame) -> str:
-    """What the curves say, one sentence per finding, from the numbers of `story` (one or
-    more models' layer_story frames concatenated)."""
+    """What the curves say, one clause per measure, from the numbers of `story` (one or more
+    models' layer_story frames concatenated)."""
     lines = []
     for model, frame in story.groupby("model", sort=False):
-        curve = {m: f.set_index("layer").value for m, f in frame.groupby("measure")}
-        depth = frame.drop_duplicates("layer").set_index("layer").relative_depth
-        said = []
-        if "pos_selectivity" in curve:
-            s = curve["pos_selectivity"]
-            best = s.idxmax()
-            said.append(f"part of speech is most selectively readable at layer {best} (relative depth "
-                        f"{depth[best]:.2f}: selectivity {s[best]:.2f}, against {s.iloc[0]:.2f} at the embeddings)")
-        if "sense_separation" in curve:
-            s = curve["sense_separation"]
-            best = s.idxmax()
-            said.append(f"word senses separate best at layer {best} ({s[best]:.0%} nearest-centroid accuracy, "
-                        f"{s.iloc[0]:.0%} at the embeddings)")
-        if "self_similarity" in curve:
-            s, a = curve["self_similarity"], curve["anisotropy"]
-            said.append(f"a word's vectors across sentences go from a cosine of {s.iloc[0]:.2f} to {s.iloc[-1]:.2f} "
-                        f"(self-similarity) while two random words go from {a.iloc[0]:.2f} to {a.iloc[-1]:.2f} "
-                        f"(anisotropy){', so the top layer is the most contextual' if s.idxmin() == s.index[-1] else ''}")
-        if "right_token_mrr" in curve:
-            s = curve["right_token_mrr"]
-            half = s[s >= s.iloc[-1] / 2]
-            said.append(f"the right token's reciprocal rank under the logit lens reaches half its final "
-                        f"{s.iloc[-1]:.2f} at layer {half.index[0]} of {s.index[-1]}")
-        if "mix_weight" in curve:
-            s = curve["mix_weight"]
-            said.append(f"a POS probe's learned scalar mix puts {s.max():.0%} of its weight on layer {s.idxmax()}")
+        curves = {m: f.set_index("layer").value.dropna() for m, f in frame.groupby("measure")}
+        said = [say(curves) for measure, say in _FINDINGS if measure in curves and len(curves[measure])]
         if said:
             lines.append(f"**{model}**: " + "; ".join(said) + ".")
     return "\n\n".join(lines)
+
+
+def _pos(c) -> str:
+    s = c["pos_selectivity"]
+    return (f"part of speech is most selectively readable at layer {s.idxmax()} (selectivity {s.max():.2f}, "
+            f"{s.iloc[0]:.2f} at the embeddings)")
+
+
+def _senses(c) -> str:
+    s = c["sense_separation"]
+    return (f"word senses separate best at layer {s.idxmax()} ({s.max():.0%} nearest-centroid accuracy, "
+            f"{s.iloc[0]:.0%} at the embeddings)")
+
+
+def _context(c) -> str:
+    s = c["self_similarity"]
+    a = c.get("anisotropy", pd.Series(dtype=float))
+    text = (f"a word's vectors across sentences have a cosine of {s.iloc[0]:.2f} at the embeddings and "
+            f"{s.min():.2f} at their least alike (layer {s.idxmin()})")
+    if len(a):
+        text += f", while two random words reach {a.max():.2f} (anisotropy, layer {a.idxmax()})"
+    return text
+
+
+def _lens(c) -> str:
+    s = c["right_token_mrr"]
+    half = s[s >= s.iloc[-1] / 2].index[0]
+    return (f"under the logit lens the right token's reciprocal rank reaches half its final {s.iloc[-1]:.2f} "
+            f"at layer {half}")
+
+
+def _mix(c) -> str:
+    s = c["mix_weight"]
+    return f"a POS probe's learned scalar mix gives layer {s.idxmax()} the largest weight ({s.max():.0%})"
+
+
+_FINDINGS = (("pos_selectivity", _pos), ("sense_separation", _senses), ("self_similarity", _context),
+             ("right_token_mrr", _lens), ("mix_weight", _mix))
 
 
 register("layer-story", "The layer story", "probe selectivity, sense separation, self-similarity, anisotropy, the "

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..analysis.similarity import cka_matrix
+from ..analysis.similarity import cka_matrix, linear_cka
 from ..analysis.words import Pooling
 from ..cache import cached
 from ..errors import InputError
@@ -28,6 +28,7 @@ class LayerSimilarity:
     depth_b: np.ndarray  # [Lb]
     cka: np.ndarray  # [La, Lb]
     n_words: int  # words both models read (the rows CKA compares)
+    chance: float = float("nan")  # the last layers' CKA with B's words shuffled: unrelated vectors' level
 
     @property
     def nbytes(self) -> int:
@@ -55,10 +56,13 @@ def layer_similarity(model_a: str, model_b: str | None = None, *, texts: Sequenc
         both = rows_a >= 0
         if both.sum() < 3:
             raise InputError("The two models share fewer than 3 words of these sentences: CKA needs more.")
-        x = a.vectors[:, rows_a[both]]
-        matrix = cka_matrix(x) if model_a == model_b else cka_matrix(x, b.vectors[:, both])
+        x, y = a.vectors[:, rows_a[both]], b.vectors[:, both]
+        matrix = cka_matrix(x) if model_a == model_b else cka_matrix(x, y)
+        # Linear CKA is biased upwards on few words: shuffled rows show what unrelated vectors score.
+        shuffled = np.random.default_rng(0).permutation(y.shape[1])
+        chance = linear_cka(x[-1], y[-1][shuffled])
         return LayerSimilarity(model_a, model_b, a.layers, b.layers, a.relative_depth, b.relative_depth,
-                               matrix, int(both.sum()))
+                               matrix, int(both.sum()), chance)
 
     return cached(("cka", model_a, model_b, device, dtype, pooling, texts), compute)
 
