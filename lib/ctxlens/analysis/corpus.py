@@ -121,14 +121,22 @@ def from_parquet(source, max_bytes: int) -> CorpusWords:
         raise InputError(f"The file holds vectors of {len(models)} models ({', '.join(models[:4])}); give one model's.")
     if meta.num_rows == 0:
         raise InputError("The file holds no word vectors.")
-    dim_bytes = meta.row_group(0).column(meta.schema.names.index("vector")).total_uncompressed_size
-    estimate = dim_bytes / max(meta.row_group(0).num_rows, 1) * meta.num_rows
+    estimate = _column_bytes(meta, "vector")
+
     if estimate > max_bytes:
         raise InputError(f"The file's vectors take about {estimate / 2**20:,.0f} MiB, over this server's budget of "
                          f"{max_bytes / 2**20:,.0f} MiB: embed fewer sentences or fewer layers (--layers).")
     vectors = pq.read_table(source, columns=["vector"])["vector"].combine_chunks()
     flat = vectors.flatten().to_numpy(zero_copy_only=False).astype(np.float32)
     return _pivot(table.to_pydict(), flat.reshape(len(vectors), -1), models[0])
+
+
+def _column_bytes(meta, name: str) -> int:
+    """Uncompressed bytes of a column over all row groups (a list column's leaves are named
+    `name.list.element` in the file's schema)."""
+    leaves = [i for i in range(meta.num_columns) if meta.schema.column(i).path.split(".")[0] == name]
+    return sum(meta.row_group(g).column(i).total_uncompressed_size
+               for g in range(meta.num_row_groups) for i in leaves)
 
 
 def _pivot(columns: dict, vectors: np.ndarray, model: str) -> CorpusWords:

@@ -24,6 +24,7 @@ from ..cache import cached
 from ..errors import InputError
 from ..models import catalog as cat
 from ..models.loading import Progress
+from ..validate import clean_text
 from .extraction import iter_analyses
 from .registry import register
 
@@ -37,7 +38,8 @@ def corpus_words(model: str, texts: Sequence[str] | None = None, *, pooling: Poo
                  progress: Progress | None = None) -> CorpusWords:
     """Every word of `texts` (default: the bundled corpus) at every layer of `model`, computed
     in batches once per model, corpus and pooling."""
-    texts = bundled_corpus() if texts is None else tuple(texts)
+    # Cleaned as the records' texts are, so spans and word indices point into these very texts.
+    texts = bundled_corpus() if texts is None else tuple(clean_text(t, "sentence") for t in texts)
     if not texts:
         raise InputError("No sentences to analyse.")
 
@@ -73,7 +75,7 @@ def query_word(model: str, text: str, word: str, occurrence: int = 0, *, layers:
     as the corpus was: same pooling, the corpus's layers."""
     from ..models.registry import analyze_text
 
-    word = check_target(word)
+    word, text = check_target(word), clean_text(text, "sentence")  # as the record will read it
     hits = find_target(split_words(text), word)
     if not hits:
         raise InputError(f"'{word}' does not occur as a whole word in the sentence.")
