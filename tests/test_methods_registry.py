@@ -61,6 +61,7 @@ CALLS = {
     "ablation": lambda lm: R.method("ablation").run(lm, *_explained(lm), Knockout(HEAD, 0, 0)),
     "head-importance": lambda lm: R.method("head-importance").run(lm, *_explained(lm)),
     "cross-check": lambda lm: R.method("cross-check").run(lm, *_explained(lm), steps=4),
+    "sentence-order": lambda lm: R.method("sentence-order").run(lm, "The cat sat.", "It purred."),
     "sense-attribution": lambda lm: R.method("sense-attribution").run(
         lm, _occurrences(lm)[0], _occurrences(lm)[1][2].text, 2, 1, steps=4),
 }

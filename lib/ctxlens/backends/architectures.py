@@ -32,6 +32,7 @@ class Architecture:
     # from the checkpoint means the head is random. None: found by name (`_HEADS_BY_NAME`).
     lm_weights: tuple[str, ...] | None = None  # the MLM or next-token head
     nsp_weights: tuple[str, ...] | None = None  # next-sentence prediction
+    sop_weights: tuple[str, ...] | None = None  # sentence-order prediction (ALBERT)
     qa_weights: tuple[str, ...] | None = None  # extractive QA spans
     classifier_weights: tuple[str, ...] | None = None  # sequence and token classification
     # For MLP ablation: the list of layers (path from the base model) and, in each layer, the
@@ -54,6 +55,12 @@ _LLAMA = Architecture(final_norm="model.norm", lm_weights=("lm_head",), layers="
 
 ARCHITECTURES: dict[str, Architecture] = {
     "bert": _BERT,
+    # ALBERT: one layer's weights serve every layer, so no per-layer MLP to knock out (no
+    # `layers`); its sentence-order head reads the pooler, as BERT's next-sentence head does.
+    "albert": Architecture(
+        mlm_head="predictions", lm_weights=("predictions",), sop_weights=("albert.pooler", "sop_classifier"),
+        qa_weights=("qa_outputs",), classifier_weights=("albert.pooler", "classifier"),
+    ),
     "electra": Architecture(
         layers="encoder.layer", mlp="output.dense", mlm_head="generator_predictions", lm_weights=("generator_predictions", "generator_lm_head"),
         qa_weights=("qa_outputs",), classifier_weights=("classifier",),
@@ -78,14 +85,16 @@ ARCHITECTURES: dict[str, Architecture] = {
 # Which capabilities each head column carries, and, for a model type with no row (or a column
 # left None), the substrings a missing weight's name is tested for instead.
 _HEAD_CAPABILITIES = {
-    "lm_weights": (cat.MLM, cat.NEXT_TOKEN),
+    "lm_weights": (cat.MLM, cat.NEXT_TOKEN, cat.PERMUTATION_LM),
     "nsp_weights": (cat.NSP,),
+    "sop_weights": (cat.SOP,),
     "qa_weights": (cat.QA_SPANS,),
     "classifier_weights": (cat.SEQ_CLASS, cat.TOKEN_CLASS),
 }
 _HEADS_BY_NAME = {
     "lm_weights": ("cls.predictions", "lm_head", "vocab_", "predictions."),
     "nsp_weights": ("seq_relationship",),
+    "sop_weights": ("sop_classifier",),
     "qa_weights": ("qa_outputs",),
     "classifier_weights": ("classifier",),
 }

@@ -343,7 +343,9 @@ def _encode(lm: LoadedModel, text: str, text_pair: str | None, limit: int) -> En
     if n_full > limit:  # rare: only over-long inputs pay for a second, truncating pass
         enc = _tokenize(lm.tokenizer, text, text_pair, limit)
     ids = enc["input_ids"]
-    typed_specials = lm.tokenizer.all_special_ids  # e.g. a [MASK] or [SEP] in the text
+    # A [MASK] or [SEP] typed in the text is special; [UNK] is not: it stands for a real word
+    # the vocabulary lacks (süß, an emoji), which keeps its place and its vector in every view.
+    typed_specials = [i for i in lm.tokenizer.all_special_ids if i != lm.tokenizer.unk_token_id]
     special = np.array(enc["special_tokens_mask"], dtype=bool) | np.isin(ids, typed_specials)
     return Encoded(
         text=text, text_pair=text_pair, input_ids=ids,

@@ -57,8 +57,8 @@ def _head_class(spec: ModelSpec):
     if spec.can(cat.QA_SPANS):
         return tf.AutoModelForQuestionAnswering
     if spec.family is Family.CAUSAL_LM:
-        return tf.AutoModelForCausalLM if spec.can(cat.NEXT_TOKEN) else tf.AutoModel
-    if spec.can(cat.NSP):
+        return tf.AutoModelForCausalLM if spec.can(cat.NEXT_TOKEN) or spec.can(cat.PERMUTATION_LM) else tf.AutoModel
+    if spec.can(cat.NSP) or spec.can(cat.SOP):
         return tf.AutoModelForPreTraining
     if spec.can(cat.MLM):
         return tf.AutoModelForMaskedLM
@@ -77,7 +77,20 @@ def read_weights(spec: ModelSpec, folder: Path, dtype: torch.dtype):
         str(folder), attn_implementation=ATTN_IMPLEMENTATION, dtype=dtype,
         use_safetensors=True, output_loading_info=True,
     )
+    _ask_for_segments(tokenizer, model.config)
     return model, tokenizer, info
+
+
+def _ask_for_segments(tokenizer, config) -> None:
+    """Make the tokenizer return token_type_ids when the model has segment embeddings.
+
+    Transformers 5 dropped them from the default outputs of ALBERT's (and Funnel's, RemBERT's…)
+    tokenizer (huggingface/transformers#48128): a pair then reads as one segment, and the
+    sentence-order head scores a text it was never trained on.
+    """
+    names = list(getattr(tokenizer, "model_input_names", ()))
+    if (getattr(config, "type_vocab_size", 0) or 0) > 1 and names and "token_type_ids" not in names:
+        tokenizer.model_input_names = [*names[:1], "token_type_ids", *names[1:]]
 
 
 def loaded_model(spec: ModelSpec, model, tokenizer, info: dict, device: str, dtype: torch.dtype,

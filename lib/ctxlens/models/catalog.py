@@ -16,11 +16,13 @@ from .elmo_catalog import TINY_ELMO_KEY
 ATTENTIONS = "attentions"
 MLM = "mlm-head"
 NSP = "nsp-head"
+SOP = "sop-head"  # ALBERT's sentence-order prediction (its replacement for NSP)
 NEXT_TOKEN = "next-token"
+PERMUTATION_LM = "permutation-lm"  # XLNet: predicts a position from those before it in a factorisation order
 QA_SPANS = "qa-spans"
 SEQ_CLASS = "sequence-classification"
 TOKEN_CLASS = "token-classification"
-HEADS = frozenset({MLM, NSP, NEXT_TOKEN, QA_SPANS, SEQ_CLASS, TOKEN_CLASS})  # trained on top of the model
+HEADS = frozenset({MLM, NSP, SOP, NEXT_TOKEN, PERMUTATION_LM, QA_SPANS, SEQ_CLASS, TOKEN_CLASS})  # trained heads
 # What a family's forward gives, whatever heads the checkpoint has.
 HIDDEN = "hidden-states"
 QUERIES_KEYS = "queries-keys"
@@ -41,7 +43,9 @@ CAPABILITY_LABELS = {
     ATTENTIONS: "attention heads",
     MLM: "masked-token prediction",
     NSP: "next-sentence prediction",
+    SOP: "sentence-order prediction",
     NEXT_TOKEN: "next-token prediction",
+    PERMUTATION_LM: "XLNet's permutation language modelling (two-stream attention)",
     QA_SPANS: "extractive QA spans",
     SEQ_CLASS: "sentence (pair) classification",
     TOKEN_CLASS: "token classification",
@@ -103,8 +107,17 @@ CATALOG: dict[str, ModelSpec] = {
             (ATTENTIONS, MLM), layers=6, heads=12, size_mb=268, licence="Apache-2.0",
         ),
         _spec(
+            "albert-base-v2", Family.MASKED_LM, "hf:albert/albert-base-v2", (ATTENTIONS, MLM, SOP),
+            layers=12, heads=12, size_mb=47, licence="Apache-2.0",
+            description="ALBERT-base v2: one layer's weights shared by all 12 layers, MLM and "
+            "sentence-order (SOP) pre-training heads. The hub checkpoint was reported to lack the "
+            "trained SOP classifier (transformers issue #9319): loading then claims MLM only.",
+        ),
+        _spec(
             "roberta-base", Family.MASKED_LM, "hf:FacebookAI/roberta-base", (ATTENTIONS, MLM),
             layers=12, heads=12, size_mb=500, licence="MIT",
+            description="RoBERTa: BERT re-trained longer on more data with dynamic masking and no "
+            "next-sentence objective, so no NSP head.",
         ),
         _spec(
             "bert-base-multilingual-cased", Family.MASKED_LM,
@@ -177,6 +190,12 @@ def spec_from_config(key: str, config, source: str | None = None,
     if "ForQuestionAnswering" in archs:  # a head on an encoder (or, rarely, a decoder)
         family = Family.CAUSAL_LM if decoder_only else Family.MASKED_LM
         caps.add(QA_SPANS)
+    elif getattr(config, "model_type", "") == "xlnet":
+        # Loaded as a causal LM, but its head predicts under a factorisation order (perm_mask):
+        # left to right with full attention it is no next-token model.
+        family = Family.CAUSAL_LM
+        if "LMHeadModel" in archs:
+            caps.add(PERMUTATION_LM)
     elif "ForCausalLM" in archs or "LMHeadModel" in archs or decoder_only:
         family = Family.CAUSAL_LM
         if "ForCausalLM" in archs or "LMHeadModel" in archs:
@@ -186,7 +205,8 @@ def spec_from_config(key: str, config, source: str | None = None,
         if "ForMaskedLM" in archs or "ForPreTraining" in archs:
             caps.add(MLM)
         if "ForPreTraining" in archs or "ForNextSentencePrediction" in archs:
-            caps.add(NSP)
+            # ALBERT pre-trained with sentence order (SOP) in place of BERT's next sentence.
+            caps.add(SOP if getattr(config, "model_type", "") == "albert" else NSP)
         if "ForSequenceClassification" in archs:
             caps.add(SEQ_CLASS)
         if "ForTokenClassification" in archs:
