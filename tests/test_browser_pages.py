@@ -7,10 +7,11 @@ from browser import browser_page, streamlit_server, wait_for_idle
 
 pytestmark = [pytest.mark.slow, pytest.mark.browser]
 
-PAGES = ["", "Attention", "Polysemy_lab", "Contextuality", "Masked_LM", "ELMo", "Next_token", "Question_answering"]
+PAGES = ["", "Attention", "Polysemy_lab", "Contextuality", "Masked_LM", "ELMo", "Next_token", "Question_answering",
+         "Beyond_BERT"]
 # Pages whose default input (embedded models, default text) draws plotly figures at once;
 # the others wait for a button, or (offline) for a model that needs a download.
-DRAWS_AT_ONCE = {"", "Attention", "ELMo", "Next_token", "Polysemy_lab"}
+DRAWS_AT_ONCE = {"", "Attention", "ELMo", "Next_token", "Polysemy_lab", "Beyond_BERT"}  # XLNet's masks need no model
 # Streamlit's client probes <page>/_stcore/... before the root path: harmless 404s.
 PROBE = "Failed to load resource: the server responded with a status of 404"
 
