@@ -171,7 +171,7 @@ def test_parquet_that_is_not_ours_is_refused(parquet_files, tmp_path):
         from_parquet(text, 2**30)
     other = tmp_path / "other.parquet"
     pq.write_table(pa.table({"sentence_id": [0], "vector": [[1.0, 2.0]]}), other)
-    with pytest.raises(InputError, match="Cannot read"):
+    with pytest.raises(InputError, match="not written by `ctxlens embed`: it has no sentence, word"):
         from_parquet(other, 2**30)
 
 

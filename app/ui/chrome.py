@@ -89,7 +89,7 @@ def projector_on() -> bool:
 
 def model_columns(n: int) -> list:
     """`n` side-by-side containers, one per model; in projector mode, rows of PROJECTOR_COLUMNS."""
-    per_row = min(n, PROJECTOR_COLUMNS) if projector_on() else n
+    per_row = max(1, min(n, PROJECTOR_COLUMNS) if projector_on() else n)  # no model: no columns
     return [column for _ in range(0, n, per_row) for column in st.columns(per_row)][:n]
 
 

@@ -14,6 +14,7 @@ import numpy as np
 
 from ..errors import InputError
 from ..record import Analysis
+from .extract import COLUMNS
 from .words import Pooling, pool_words, split_words
 
 
@@ -112,10 +113,12 @@ def from_parquet(source, max_bytes: int) -> CorpusWords:
 
     try:
         meta = pq.read_metadata(source)
-        table = pq.read_table(source, columns=["sentence_id", "sentence", "word_index", "layer",
-                                               "relative_depth", "model"])
-    except Exception as exc:  # not Parquet, or not ours: say which
+        absent = [c for c in COLUMNS if c not in meta.schema.to_arrow_schema().names]
+        table = None if absent else pq.read_table(source, columns=[c for c in COLUMNS if c not in ("word", "vector")])
+    except Exception as exc:  # not Parquet at all
         raise InputError(f"Cannot read this file as word vectors written by `ctxlens embed`: {exc}") from exc
+    if absent:
+        raise InputError(f"This Parquet was not written by `ctxlens embed`: it has no {', '.join(absent)} column(s).")
     models = sorted(set(table["model"].to_pylist()))
     if len(models) != 1:
         raise InputError(f"The file holds vectors of {len(models)} models ({', '.join(models[:4])}); give one model's.")

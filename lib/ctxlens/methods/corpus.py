@@ -2,7 +2,7 @@
 occurrences in it at a layer (exBERT's corpus search).
 
 The corpus is the bundled one (the contextuality corpus: everyday sentences that share many
-words) or a Parquet written by `ctxlens embed`. The bundled corpus is ours and bounded, so it
+words, and the Polysemy lab's presets) or a Parquet written by `ctxlens embed`. The bundled corpus is ours and bounded, so it
 is read whole rather than cut to one request's token budget, and computed once per model.
 """
 
@@ -17,7 +17,7 @@ import pandas as pd
 from ..analysis.contextuality import load_corpus
 from ..analysis.corpus import CorpusWords, concat, from_records
 from ..analysis.neighbours import nearest
-from ..analysis.polysemy import check_target, find_target
+from ..analysis.polysemy import check_target, find_target, load_presets
 from ..analysis.words import Pooling, split_words
 from ..backends.limits import memory_budget_bytes
 from ..cache import cached
@@ -30,7 +30,10 @@ from .registry import register
 
 
 def bundled_corpus() -> tuple[str, ...]:
-    return tuple(load_corpus())
+    """The contextuality corpus, then the Polysemy lab's preset sentences (both senses of bank,
+    bat, spring, …), so a search for "bank" finds river banks and money banks alike."""
+    presets = (s.text for p in load_presets().values() for s in p.sentences())
+    return tuple(dict.fromkeys([*load_corpus(), *presets]))  # in order, each sentence once
 
 
 def corpus_words(model: str, texts: Sequence[str] | None = None, *, pooling: Pooling = "mean",
@@ -85,7 +88,9 @@ def query_word(model: str, text: str, word: str, occurrence: int = 0, *, layers:
     table = from_records([record], [text], pooling)
     row = np.flatnonzero(table.word_index == hits[occurrence])
     if not len(row):
-        raise InputError(f"'{word}' was cut off: the sentence is longer than the model reads at once.")
+        reason = ("the sentence is longer than the model reads at once" if record.truncated
+                  else "the model reads it as no token of its own")
+        raise InputError(f"'{word}' has no vector here: {reason}.")
     w = split_words(text)[hits[occurrence]]
     return Query(text, w.text, w.start, w.end, table.vectors[np.asarray(layers), row[0]])
 

@@ -43,20 +43,18 @@ MASK_RATE = 0.15  # of the tokens an MLM hides, as in BERT's pre-training
 def sense_separation(model: str, *, pooling: Pooling = "mean", device: str | None = None,
                      dtype: str | None = None, progress: Progress | None = None) -> np.ndarray:
     """Per layer, the leave-one-out nearest-centroid accuracy of the senses of the built-in
-    ambiguous words (bank, bat, spring, …), averaged over the words."""
-    presets = list(load_presets().values())
-    texts = tuple(s.text for p in presets for s in p.sentences())
-    corpus = corpus_words(model, texts, pooling=pooling, device=device, dtype=dtype, progress=progress)
+    ambiguous words (bank, bat, spring, …: their sentences are in the bundled corpus),
+    averaged over the words."""
+    corpus = corpus_words(model, pooling=pooling, device=device, dtype=dtype, progress=progress)
+    sentence_of = {text: i for i, text in enumerate(corpus.texts)}
     folded = np.array([w.casefold() for w in corpus.words])
-    scores, first = [], 0
-    for preset in presets:
-        sentences = preset.sentences()
-        in_preset = (corpus.sentence_id >= first) & (corpus.sentence_id < first + len(sentences))
-        rows = np.flatnonzero(in_preset & (folded == preset.target.casefold()))
-        senses = [sentences[corpus.sentence_id[r] - first].sense for r in rows]
+    scores = []
+    for preset in load_presets().values():
+        sense = {sentence_of[s.text]: s.sense for s in preset.sentences()}
+        rows = np.flatnonzero(np.isin(corpus.sentence_id, list(sense)) & (folded == preset.target.casefold()))
+        senses = [sense[corpus.sentence_id[r]] for r in rows]
         scores.append([loo_nearest_centroid_accuracy(corpus.vectors[layer, rows], senses)
                        for layer in range(len(corpus.layers))])
-        first += len(sentences)
     return np.nanmean(np.array(scores), axis=0)
 
 
