@@ -17,6 +17,15 @@ def open_page(path, models, extra=None, **state):
     return at.run()
 
 
+def open_tab(module: str, timeout: float = 180, **state) -> AppTest:
+    """One section of a page on its own (`ui.<module>.render("cpu")`), not yet run; `state`
+    sets session keys first. The page that mounts the sections is tested on its own."""
+    at = AppTest.from_string(f"from ui import {module}\n{module}.render('cpu')\n", default_timeout=timeout)
+    for key, value in state.items():
+        at.session_state[key] = value
+    return at
+
+
 def ok(at):
     """No exception and no error box on the page."""
     assert not at.exception, at.exception

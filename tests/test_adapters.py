@@ -4,13 +4,11 @@ the head (checksums against the checkpoint read by transformers itself)."""
 
 import hashlib
 import json
-import textwrap
 
 import pytest
 import torch
 import transformers as tf
-from apptest import ok
-from streamlit.testing.v1 import AppTest
+from apptest import ok, open_tab
 
 from ctxlens.errors import InputError
 from ctxlens.methods import adapters as ad
@@ -224,19 +222,8 @@ def test_real_minilm_demo_learns_the_classroom_set():
 # --- the tab -------------------------------------------------------------------------------------
 
 
-@pytest.fixture
-def tab_script(tmp_path):
-    path = tmp_path / "notes_adapters_tab.py"
-    path.write_text(textwrap.dedent("""
-        import streamlit as st
-        from ui import notes_adapters
-        notes_adapters.render("cpu")
-    """))
-    return str(path)
-
-
-def test_app_counts_and_trains(tab_script):
-    at = AppTest.from_file(tab_script, default_timeout=300).run()
+def test_app_counts_and_trains():
+    at = open_tab("notes_adapters", 300).run()
     ok(at)
     table = at.dataframe[0].value
     assert table["parameters"].iloc[:len(ad.COMPONENTS)].sum() == table.set_index("part").loc["whole model", "parameters"]

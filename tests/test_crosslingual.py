@@ -3,13 +3,11 @@ hand examples, the bundled sentence pairs, the per-layer table on the tiny rando
 brute-force recomputation from the word vectors, the figure, and the tab offline (AppTest)."""
 
 import itertools
-import textwrap
 
 import numpy as np
 import pandas as pd
 import pytest
-from apptest import charts, ok
-from streamlit.testing.v1 import AppTest
+from apptest import charts, ok, open_tab
 
 from ctxlens.analysis import crosslingual as xl
 from ctxlens.analysis.polysemy import find_target
@@ -281,36 +279,25 @@ def test_the_figures_plot_the_table(table):
 # ---------------------------------------------------------------- the tab (AppTest)
 
 
-@pytest.fixture(scope="module")
-def tab_script(tmp_path_factory):
-    path = tmp_path_factory.mktemp("xl_app") / "tab.py"
-    path.write_text(textwrap.dedent("""
-        import streamlit as st
-        from ui import notes_multilingual
-        notes_multilingual.render("cpu")
-    """))
-    return str(path)
-
-
-def test_the_tab_offline_names_the_model_it_needs(tab_script):
-    at = AppTest.from_file(tab_script, default_timeout=180).run()
+def test_the_tab_offline_names_the_model_it_needs():
+    at = open_tab("notes_multilingual", 180).run()
     ok(at)
     said = " ".join(w.value for w in at.warning)
     assert "bert-base-multilingual-cased" in said and "download" in said
     assert not charts(at)
 
 
-def test_the_tab_online_offers_the_download(tab_script, monkeypatch):
+def test_the_tab_online_offers_the_download(monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "0")  # only the status is read: nothing is downloaded unless clicked
-    at = AppTest.from_file(tab_script, default_timeout=180).run()
+    at = open_tab("notes_multilingual", 180).run()
     ok(at)
     assert any("bert-base-multilingual-cased" in i.value and "714 MB" in i.value for i in at.info)
     assert "Download bert-base-multilingual-cased" in at.button(key="ml_download").label
     assert not charts(at)
 
 
-def test_the_tab_runs_on_a_tiny_model(tab_script, bert, aligned):
-    at = AppTest.from_file(tab_script, default_timeout=180)
+def test_the_tab_runs_on_a_tiny_model(bert, aligned):
+    at = open_tab("notes_multilingual", 180)
     at.session_state["ctx_extra_models"] = [bert]
     at.session_state["ml_model"] = bert
     at.run()
@@ -328,8 +315,8 @@ def test_the_tab_runs_on_a_tiny_model(tab_script, bert, aligned):
     assert "fr→en MRR centred" in at.dataframe[0].value.columns
 
 
-def test_the_tab_offline_runs_the_english_only_baseline(tab_script):
-    at = AppTest.from_file(tab_script, default_timeout=180).run()
+def test_the_tab_offline_runs_the_english_only_baseline():
+    at = open_tab("notes_multilingual", 180).run()
     at.button(key="ml_use_baseline").click().run()
     ok(at)
     assert at.selectbox(key="ml_model").value == "all-MiniLM-L6-v2"

@@ -8,10 +8,11 @@ d_model 32, saved and loaded through the project's loader."""
 from __future__ import annotations
 
 import json
-import textwrap
 
 import numpy as np
 import pytest
+
+from apptest import open_tab
 import torch
 import transformers as tf
 
@@ -240,36 +241,16 @@ def test_masks_figure_shows_the_four_masks_side_by_side_with_escaped_tokens():
 # --- the notes' tab -------------------------------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def tab_script(tmp_path_factory):
-    path = tmp_path_factory.mktemp("xlnet_tab") / "tab.py"
-    path.write_text(textwrap.dedent("""
-        import streamlit as st
-        from ui import notes_xlnet
-        notes_xlnet.render("cpu")
-    """))
-    return str(path)
-
-
-def _run(script, **state):
-    from streamlit.testing.v1 import AppTest
-
-    at = AppTest.from_file(script, default_timeout=120)
-    for key, value in state.items():
-        at.session_state[key] = value
-    return at.run()
-
-
 def _rows(chart) -> list[str]:
     return json.loads(chart.proto.spec)["layout"]["yaxis"]["ticktext"]
 
 
-def test_tab_offline_says_what_it_needs_and_still_draws_the_masks(tab_script):
+def test_tab_offline_says_what_it_needs_and_still_draws_the_masks():
     from ctxlens.models.loading import resolve_local
 
     if resolve_local(M.XLNET_SPEC.source) is not None:
         pytest.skip("xlnet-base-cased is in this machine's cache")
-    at = _run(tab_script)
+    at = open_tab("notes_xlnet", 120).run()
     assert not at.exception and not at.error, (at.exception, [e.value for e in at.error])
     said = [i.value.replace("\\", "") for i in at.info]  # the markdown source, escapes dropped
     assert any("need **xlnet-base-cased**" in s and "HF_HUB_OFFLINE is set" in s for s in said), said
@@ -278,8 +259,8 @@ def test_tab_offline_says_what_it_needs_and_still_draws_the_masks(tab_script):
     assert _rows(charts[0])[:5] == ["0:The", "1:cat", "2:sat", "3:on", "4:the"]
 
 
-def test_tab_with_the_tiny_xlnet_shows_masks_and_predictions(tab_script, xlnet_folder, lm):
-    at = _run(tab_script, xl_model=xlnet_folder, xl_how="Shuffled (seeded)", xl_seed=3)
+def test_tab_with_the_tiny_xlnet_shows_masks_and_predictions(xlnet_folder, lm):
+    at = open_tab("notes_xlnet", 120, xl_model=xlnet_folder, xl_how="Shuffled (seeded)", xl_seed=3).run()
     assert not at.exception and not at.error, (at.exception, [e.value for e in at.error])
     assert len(at.get("plotly_chart")) == 2  # masks and the top-k bars
     order = P.shuffled_order(7, 3)
@@ -290,7 +271,7 @@ def test_tab_with_the_tiny_xlnet_shows_masks_and_predictions(tab_script, xlnet_f
     assert list(table["sees"]) == [0, 5, 6]  # target "mat" (5): nothing, the five to its left, the six others
 
 
-def test_tab_with_a_bad_typed_order_warns_and_does_not_crash(tab_script, xlnet_folder, lm):
-    at = _run(tab_script, xl_model=xlnet_folder, xl_how="Typed", xl_order="0 1 1 2 3 4 5")
+def test_tab_with_a_bad_typed_order_warns_and_does_not_crash(xlnet_folder, lm):
+    at = open_tab("notes_xlnet", 120, xl_model=xlnet_folder, xl_how="Typed", xl_order="0 1 1 2 3 4 5").run()
     assert not at.exception and not at.error
     assert any("appears more than once" in w.value for w in at.warning)

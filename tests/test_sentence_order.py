@@ -7,6 +7,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+
+from apptest import open_tab
 import torch
 import transformers as tf
 
@@ -177,23 +179,6 @@ def test_presets_load_with_both_sentences_and_what_they_show():
 
 # --- the notes tab --------------------------------------------------------------------------
 
-SCRIPT = "import streamlit as st\nfrom ui import notes_pairs\nnotes_pairs.render('cpu')\n"
-
-
-@pytest.fixture(scope="module")
-def script(tmp_path_factory):
-    path = tmp_path_factory.mktemp("pairs_app") / "tab.py"
-    path.write_text(SCRIPT)
-    return str(path)
-
-
-def _run(script, **state):
-    from streamlit.testing.v1 import AppTest
-
-    at = AppTest.from_file(script, default_timeout=120)
-    for k, v in state.items():
-        at.session_state[k] = v
-    return at.run()
 
 
 def _ok(at):
@@ -201,8 +186,8 @@ def _ok(at):
     assert not at.error, [e.value for e in at.error]
 
 
-def test_tab_offline_says_what_it_needs_and_offers_the_download(script):
-    at = _run(script)
+def test_tab_offline_says_what_it_needs_and_offers_the_download():
+    at = open_tab("notes_pairs", 120).run()
     _ok(at)
     text = " ".join(i.value for i in at.info).replace("\\", "")  # markdown escapes
     for key in ("bert-base-uncased", "albert-base-v2"):
@@ -215,17 +200,17 @@ def test_tab_offline_says_what_it_needs_and_offers_the_download(script):
     assert "roberta-base" in set(table["model"])
 
 
-def test_tab_offers_an_enabled_download_when_the_network_may_be_there(script, monkeypatch):
+def test_tab_offers_an_enabled_download_when_the_network_may_be_there(monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "0")
-    at = _run(script)
+    at = open_tab("notes_pairs", 120).run()
     _ok(at)
     buttons = {b.label: b for b in at.button}
     assert not buttons["Download albert-base-v2 (about 47 MB)"].disabled
 
 
-def test_tab_scores_tiny_models_side_by_side_and_follows_the_preset(script, folders, models):
+def test_tab_scores_tiny_models_side_by_side_and_follows_the_preset(folders, models):
     picked = [folders["bert"], folders["albert"]]
-    at = _run(script, ctx_extra_models=picked, ctx_models=picked)
+    at = open_tab("notes_pairs", 120, ctx_extra_models=picked, ctx_models=picked).run()
     _ok(at)
     preset = next(iter(load_pair_presets().values()))
     table = at.dataframe[0].value.set_index("model")

@@ -3,12 +3,10 @@ the figure that lights them, the live heads per model, and the notes tab."""
 
 import base64
 import math
-import textwrap
 
 import numpy as np
 import pytest
-from apptest import charts, ok
-from streamlit.testing.v1 import AppTest
+from apptest import charts, ok, open_tab
 
 from ctxlens.backends.hf import analyze
 from ctxlens.figures.adapters import loss_figure, parameters_figure
@@ -113,19 +111,8 @@ def _z(at) -> np.ndarray:
     return np.frombuffer(base64.b64decode(z["bdata"]), dtype=np.dtype(z["dtype"])).reshape(shape)
 
 
-@pytest.fixture
-def tab_script(tmp_path):
-    path = tmp_path / "notes_shapes_tab.py"
-    path.write_text(textwrap.dedent("""
-        import streamlit as st
-        from ui import notes_shapes
-        notes_shapes.render("cpu")
-    """))
-    return str(path)
-
-
-def test_app_shapes_tab_on_the_embedded_encoder(tab_script):
-    at = AppTest.from_file(tab_script, default_timeout=180).run()
+def test_app_shapes_tab_on_the_embedded_encoder():
+    at = open_tab("notes_shapes", 180).run()
     ok(at)
     z = _z(at)
     assert np.nansum(z[0]) == 1 and z[0, 0] == 1  # [CLS]
@@ -135,9 +122,9 @@ def test_app_shapes_tab_on_the_embedded_encoder(tab_script):
     assert any("no trained head" in c.value for c in at.caption)
 
 
-def test_app_shapes_tab_on_a_decoder_and_empty_text(tab_script, tiny_models):
+def test_app_shapes_tab_on_a_decoder_and_empty_text(tiny_models):
     folder = tiny_models["gpt2"]
-    at = AppTest.from_file(tab_script, default_timeout=180)
+    at = open_tab("notes_shapes", 180)
     at.session_state["ctx_extra_models"] = [folder]
     at.session_state["ctx_models"] = [folder]
     at.run()

@@ -21,7 +21,7 @@ from ctxlens.models.registry import model_status
 from ctxlens.validate import clean_text
 
 from . import chrome, running
-from .pickers import model_label, precision
+from .pickers import model_label
 from .state import BIND
 
 DEFAULT_TEXT = "The cat sat on the mat."
@@ -97,29 +97,7 @@ def _model(name: str, device: str):
             f"Download {name} ({status.detail}) for the predictions", key="xl_download"):
         st.caption("The masks need no model: they are drawn over the sentence's words until XLNet is loaded.")
         return None
-    return _load(name, device)
-
-
-def _load(name: str, device: str):
-    """As `running.load_model`, through the XLNet loader (which downloads xlnet-base-cased)."""
-    bar = None
-
-    def progress(fraction: float, message: str) -> None:
-        nonlocal bar
-        bar = bar or st.progress(0.0)
-        bar.progress(min(max(fraction, 0.0), 1.0), text=message)
-
-    try:
-        with st.spinner(f"Loading {name}…", show_time=True):
-            lm = perm.load_xlnet(name, device, progress, precision())
-    except CtxlensError as exc:
-        chrome.show_error(exc)
-        return None
-    finally:
-        if bar is not None:
-            bar.empty()
-    running.settle(lm)
-    return lm
+    return running.load_model(name, device, load=perm.load_xlnet)
 
 
 def _order_controls(tokens: tuple[str, ...]) -> tuple[tuple[int, ...], int]:

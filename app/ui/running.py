@@ -22,9 +22,10 @@ from .pickers import precision, use_model
 from .state import DEVICE_KEY
 
 
-def load_model(key: str, device: str):
+def load_model(key: str, device: str, load=get_model):
     """The loaded model, drawing a progress bar while it downloads or converts (and a spinner
-    while it loads from disk, which can take seconds); None on failure."""
+    while it loads from disk, which can take seconds); None on failure. `load` is the loader:
+    `get_model`, or one of its own (XLNet's fetches xlnet-base-cased first)."""
     bar = None
 
     def progress(fraction: float, message: str) -> None:
@@ -34,7 +35,7 @@ def load_model(key: str, device: str):
 
     try:
         with st.spinner(f"Loading {key}…", show_time=True):  # shown only past half a second
-            lm = get_model(key, device, progress, precision())
+            lm = load(key, device, progress, precision())
     except Exception as exc:  # every failure becomes a message in the page
         show_error(exc)
         return None
