@@ -124,8 +124,9 @@ with vs_tab:
             st.markdown(f"Most similar layer of **{chrome.plain(b)}** for each layer of **{chrome.plain(a)}** "
                         f"(circled): {best}.")
         st.caption("Linear CKA (Kornblith et al. 2019) on the same words of the same sentences: 1 = the same "
-                   "geometry up to rotation and scale, 0 = unrelated. Each model against itself shows which of "
-                   "its layers are alike.")
+                   "geometry up to rotation and scale. Unrelated vectors do not score 0 on a few thousand words: "
+                   f"the last layers with B's words shuffled score {sims[a, b].chance:.2f} here, the level to read "
+                   "the map against. Each model against itself shows which of its layers are alike.")
     if selves := [sim for pair, sim in sims.items() if pair != (a, b)]:  # A and B, each against itself
         for number, (column, sim) in enumerate(zip(chrome.model_columns(len(selves)), selves)):
             chrome.chart(column, cka_heatmap(sim, height=400), key=f"ls_cka_self_{number}", width="stretch")
