@@ -29,11 +29,13 @@ ZOOMED = """sel => [...document.querySelectorAll(sel)].map(e => {
 })"""
 # Whether the script ran since this was armed: a rerun can start and end within one task, so
 # the observer also reads each mutation's old value (the state may be "notRunning" again by then).
+# Every change is seen: the state attribute changing, or (a rerun short enough to miss) the
+# element that carries it being put back with "running" already set (childList).
 ARM_BADGE = """() => { window.__ran = false;
+  const running = () => document.querySelector('[data-test-script-state="running"]') !== null;
   new MutationObserver(records => { for (const r of records)
-      if (r.oldValue === 'running' || r.target.getAttribute('data-test-script-state') === 'running')
-        window.__ran = true; })
-  .observe(document.body, {subtree: true, attributes: true, attributeOldValue: true,
+      if (r.oldValue === 'running' || running()) window.__ran = true; })
+  .observe(document.body, {subtree: true, childList: true, attributes: true, attributeOldValue: true,
                            attributeFilter: ['data-test-script-state']}); }"""
 # The page's rule that shows "Working…" over the app while its script runs.
 BADGE_RULE = """() => [...document.styleSheets].some(sheet => [...sheet.cssRules].some(rule =>
