@@ -72,7 +72,8 @@ with story_tab:
                 st.caption(f"Not measured: {chrome.plain(note)}")
             if (spec := cat.CATALOG.get(model)) is not None and spec.test_model:
                 st.caption(f"{model} has random weights: its curves show the mechanics, not a trained model.")
-        st.caption("Every measure is on about 0 to 1 (selectivity and cosines can dip below 0). Selectivity: probe accuracy minus a control task's (see Probes). "
+        st.caption("Every measure is on about 0 to 1 (selectivity and cosines can dip below 0). "
+                   "Selectivity: probe accuracy minus a control task's (see Probes). "
                    "Self-similarity: one word's vectors across sentences (lower = more contextual); "
                    "anisotropy: two random words. Hover a point for its layer.")
 
@@ -120,7 +121,8 @@ with vs_tab:
     else:
         chrome.chart(st, cka_heatmap(sims[a, b], height=480), key="ls_cka", width="stretch")
         if a != b:
-            best = ", ".join(f"{x} → {y}" for x, y in zip(sims[a, b].layers_a.tolist(), sims[a, b].best_match().tolist()))
+            sim = sims[a, b]
+            best = ", ".join(f"{x} → {y}" for x, y in zip(sim.layers_a.tolist(), sim.best_match().tolist()))
             st.markdown(f"Most similar layer of **{chrome.plain(b)}** for each layer of **{chrome.plain(a)}** "
                         f"(circled): {best}.")
         st.caption("Linear CKA (Kornblith et al. 2019) on the same words of the same sentences: 1 = the same "

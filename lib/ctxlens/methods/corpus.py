@@ -2,8 +2,9 @@
 occurrences in it at a layer (exBERT's corpus search).
 
 The corpus is the bundled one (the contextuality corpus: everyday sentences that share many
-words, and the Polysemy lab's presets) or a Parquet written by `ctxlens embed`. The bundled corpus is ours and bounded, so it
-is read whole rather than cut to one request's token budget, and computed once per model.
+words, and the Polysemy lab's presets) or a Parquet written by `ctxlens embed`. The bundled
+corpus is ours and bounded, so it is read whole rather than cut to one request's token budget,
+and computed once per model.
 """
 
 from __future__ import annotations

@@ -3,7 +3,8 @@
 Per layer, each on a scale of about 0 to 1 so one chart holds them (selectivity and cosines
 can dip below 0): the part-of-speech probe's selectivity, how well the senses of ambiguous
 words separate, self-similarity and anisotropy (Ethayarajh), the logit lens's reciprocal rank
-of the right token, and, for ELMo, the scalar-mix weights a probe learns. `story_text` reads the curves and says what they show, from the numbers.
+of the right token, and, for ELMo, the scalar-mix weights a probe learns. `story_text` reads
+the curves and says what they show, from the numbers.
 """
 
 from __future__ import annotations
