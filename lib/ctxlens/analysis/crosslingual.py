@@ -19,7 +19,7 @@ import numpy as np
 from sklearn.metrics.pairwise import cosine_similarity
 
 from ..errors import InputError
-from .neighbours import TIE
+from .neighbours import TIE, require_directions
 
 
 def centre(vectors: np.ndarray, mean: np.ndarray | None = None) -> np.ndarray:
@@ -37,10 +37,8 @@ def cosine_matrix(queries: np.ndarray, candidates: np.ndarray) -> np.ndarray:
     c = np.asarray(candidates, dtype=np.float64)
     if q.ndim != 2 or c.ndim != 2 or q.shape[1] != c.shape[1]:
         raise InputError(f"Queries {q.shape} and candidates {c.shape} must be [Q, D] and [N, D] of one dimension.")
-    for name, x in (("query", q), ("candidate", c)):
-        norms = np.linalg.norm(x, axis=1)
-        if not (np.all(np.isfinite(norms)) and np.all(norms > 0)):
-            raise InputError(f"A {name} vector is zero or not finite: its cosine to anything is undefined.")
+    require_directions(q, "query")
+    require_directions(c, "candidate")
     return cosine_similarity(q, c)
 
 

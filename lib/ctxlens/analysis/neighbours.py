@@ -36,6 +36,15 @@ def _tie_order(cos: np.ndarray, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray
     return cos[final], ids[final]
 
 
+def require_directions(vectors: np.ndarray, what: str) -> np.ndarray:
+    """The rows' norms [N]; InputError if one is zero or not finite (no direction, so no cosine:
+    refused rather than scored 0)."""
+    norms = np.linalg.norm(vectors, axis=1)
+    if not (np.all(np.isfinite(norms)) and np.all(norms > 0)):
+        raise InputError(f"A {what} vector is zero or not finite: its cosine to anything is undefined.")
+    return norms
+
+
 def _inputs(index: np.ndarray, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
     x = np.asarray(index, dtype=np.float64)
     q = np.asarray(queries, dtype=np.float64)
@@ -66,9 +75,7 @@ def nearest(
         if mask.dtype != bool or mask.shape != (x.shape[0],):
             raise InputError(f"exclude must be a boolean mask of {x.shape[0]} rows.")
         usable &= ~mask
-    q_norms = np.linalg.norm(q, axis=1)
-    if not np.all(q_norms > 0) or not np.all(np.isfinite(q_norms)):
-        raise InputError("A query vector is zero or not finite: its cosine to anything is undefined.")
+    q_norms = require_directions(q, "query")
     rows = np.flatnonzero(usable)
     k_out = min(k, rows.size)
     out_ids = np.empty((q.shape[0], k_out), dtype=np.int64)

@@ -139,7 +139,7 @@ def aligned_words(model: str, language: str = "de", *, pairs: Sequence[SentenceP
         sentence = np.array([w[0] for w in where], np.int64)
         en_rows = en.rows_of(sentence, np.array([w[3] for w in where], np.int64))
         other_rows = other.rows_of(sentence, np.array([w[4] for w in where], np.int64))
-        # -1: cut off by truncation, or read as a token the model counts as special ([UNK]).
+        # -1: the word was cut off by truncation, or the tokenizer gave it no token of its own.
         found = (en_rows >= 0) & (other_rows >= 0)
         if not found.any():
             raise InputError(f"{model} gives none of the aligned words a vector.")
