@@ -14,55 +14,17 @@ import pandas as pd
 import streamlit as st
 
 from ctxlens.cache import cached
-from ctxlens.errors import CtxlensError
 from ctxlens.figures.basic import safe_label
 from ctxlens.figures.adapters import loss_figure, parameters_figure
 from ctxlens.methods import adapters as ad
-from ctxlens.models import catalog as cat
 from ctxlens.models.loading import spec_for
-from ctxlens.models.registry import model_status
-from ctxlens.record import Family
 
 from . import chrome, running
-from .chrome import plain
-from .pickers import model_label, precision
-from .state import BIND, EXTRA_KEY, MODELS_KEY
+from .pickers import pick_model, precision
+from .state import BIND
 
 P = "nad"  # widget key prefix
-DEMO_DEFAULT = "all-MiniLM-L6-v2"
 RUN_KEY = f"_{P}_run"  # (inputs, LoraRun) of this session's last training
-
-
-def hf_models() -> list[str]:
-    """The Hugging Face models a notes tab offers: the catalog's (not ELMo) and those added in the sidebar."""
-    keys = [k for k, s in cat.CATALOG.items() if s.family is not Family.ELMO and not s.test_model]
-    return keys + [k for k in st.session_state.get(EXTRA_KEY, []) if k not in keys]
-
-
-def pick_model(key: str, label: str, device: str, encoders_only: bool = False) -> str:
-    """A model picker inside a tab, defaulting to the session's first model that fits; a caption
-    says whether the pick is loaded, on disk or needs a download (it loads on first use)."""
-    options = [k for k in hf_models() if not encoders_only or _is_encoder(k)]
-    if st.session_state.get(key) not in options:
-        st.session_state.pop(key, None)
-    chosen = next((k for k in st.session_state.get(MODELS_KEY, []) if k in options), DEMO_DEFAULT)
-    picked = st.selectbox(label, options, index=options.index(chosen) if chosen in options else 0, key=key,
-                          bind=BIND, format_func=model_label)
-    st.caption(f"{plain(picked)}: {plain(_status(picked, device))}.")
-    return picked
-
-
-def _is_encoder(key: str) -> bool:
-    spec = cat.CATALOG.get(key)
-    return spec is None or spec.family is Family.MASKED_LM  # an added model: its loading says
-
-
-def _status(key: str, device: str) -> str:
-    try:
-        status = model_status(spec_for(key), device)
-    except CtxlensError as exc:
-        return str(exc)
-    return f"{status.state} ({status.detail})"
 
 
 def render(device: str) -> None:

@@ -14,7 +14,7 @@ from ctxlens.validate import clean_text
 
 from . import chrome, running
 from .chrome import plain
-from .notes_adapters import pick_model
+from .pickers import pick_model
 from .state import BIND
 
 P = "nsh"  # widget key prefix

@@ -7,6 +7,7 @@ from pathlib import Path
 import streamlit as st
 
 from ctxlens.backends.remote import server_url
+from ctxlens.errors import CtxlensError
 from ctxlens.methods import registry
 from ctxlens.models import catalog as cat
 from ctxlens.models.device import (
@@ -15,8 +16,11 @@ from ctxlens.models.device import (
     pick_device,
     requested_dtype,
 )
+from ctxlens.models.loading import spec_for
 from ctxlens.models.registry import model_status
+from ctxlens.record import Family
 
+from . import chrome
 from .state import BIND, DEVICE_KEY, DTYPE_KEY, EXTRA_KEY, MODELS_KEY, remember, unavailable
 
 PRECISIONS = {"auto": "float32 (the model's numbers)", "bfloat16": "bfloat16 (half: faster on a GPU, numbers move)",
@@ -128,3 +132,36 @@ def use_model(key: str) -> None:
     """Put `key` first among the picked models (a button callback)."""
     chosen = st.session_state[MODELS_KEY]
     st.session_state[MODELS_KEY] = [key] + [k for k in chosen if k != key]
+
+
+def hf_models() -> list[str]:
+    """The Hugging Face models a section offers: the catalog's (not ELMo) and those added in the sidebar."""
+    keys = [k for k, s in cat.CATALOG.items() if s.family is not Family.ELMO and not s.test_model]
+    return keys + [k for k in st.session_state.get(EXTRA_KEY, []) if k not in keys]
+
+
+def pick_model(key: str, label: str, device: str, encoders_only: bool = False) -> str:
+    """A model picker inside a page section (the Beyond BERT page's), defaulting to the session's
+    first model that fits; a caption says whether the pick is loaded, on disk or needs a
+    download (it loads on first use)."""
+    options = [k for k in hf_models() if not encoders_only or _is_encoder(k)]
+    if st.session_state.get(key) not in options:
+        st.session_state.pop(key, None)
+    chosen = next((k for k in st.session_state.get(MODELS_KEY, []) if k in options), cat.DEFAULT_KEYS[0])
+    picked = st.selectbox(label, options, index=options.index(chosen) if chosen in options else 0, key=key,
+                          bind=BIND, format_func=model_label)
+    st.caption(f"{chrome.plain(picked)}: {chrome.plain(_status(picked, device))}.")
+    return picked
+
+
+def _is_encoder(key: str) -> bool:
+    spec = cat.CATALOG.get(key)
+    return spec is None or spec.family is Family.MASKED_LM  # an added model: its loading says
+
+
+def _status(key: str, device: str) -> str:
+    try:
+        status = model_status(spec_for(key), device)
+    except CtxlensError as exc:
+        return str(exc)
+    return f"{status.state} ({status.detail})"
