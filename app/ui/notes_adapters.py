@@ -71,7 +71,8 @@ def counts_section(lm, key: str, device: str) -> ad.AdapterSizes:
             "share of the model": f"{sizes.share(sizes.houlsby):.2%}"},
            {"part": f"+ LoRA (r = {lora_r}, {targets})", "parameters": sizes.lora,
             "share of the model": f"{sizes.share(sizes.lora):.2%}"}])
-    left, right = st.columns([2, 3])
+    # Side by side, or one under the other on a projector: its large text does not fit half a page.
+    left, right = (st.container(), st.container()) if chrome.projector_on() else st.columns([2, 3])
     left.dataframe(table, hide_index=True, width="stretch")
     components = {k: v for k, v in sizes.components.items() if v > 0}
     additions = {f"Houlsby adapter r={adapter_r}": sizes.houlsby, f"LoRA r={lora_r}": sizes.lora}

@@ -23,10 +23,10 @@ def parameters_figure(components: Mapping[str, int], additions: Mapping[str, int
         textposition="outside", cliponaxis=False, customdata=counts,
         hovertemplate="%{y}: %{customdata:,} parameters<extra></extra>",
     ))
-    fig.update_xaxes(type="log", title="parameters (log scale)")
+    fig.update_xaxes(type="log", dtick=1, title="parameters (log scale)")  # ticks at powers of ten only
     fig.update_yaxes(autorange="reversed")
-    fig.update_layout(title=title or f"Parameters: {total:,} in the model (grey); what an adapter adds (orange)",
-                      height=120 + 40 * len(names), margin=dict(l=10, r=120, t=60, b=40))
+    fig.update_layout(title=title or f"Parameters: {total:,} in the model (grey);<br>what an adapter adds (orange)",
+                      height=140 + 40 * len(names), margin=dict(l=10, r=120, t=80, b=40))
     return fig
 
 
