@@ -48,9 +48,17 @@ def server():
         yield url
 
 
-def _projector_on(page, n_plots: int) -> None:
-    page.evaluate(ARM_BADGE)
-    rerun(page, lambda: page.get_by_text("Projector mode").click())
+def _projector_on(page, n_plots: int, attempts: int = 3) -> None:
+    toggle = page.get_by_text("Projector mode")
+    for attempt in range(attempts):
+        page.evaluate(ARM_BADGE)
+        rerun(page, toggle.click)
+        # A rerun quicker than a frame (the Exercises page, no figures) may never render its
+        # "running" state; switch off and on again so that one run is seen (_check_projector
+        # still requires it).
+        if page.evaluate("window.__ran") or attempt == attempts - 1:
+            break
+        rerun(page, toggle.click)
     page.wait_for_function(PLOTS, arg=n_plots, timeout=120_000)
     page.wait_for_function("() => [...document.querySelectorAll('.js-plotly-plot .main-svg text')]"
                            ".every(t => parseFloat(getComputedStyle(t).fontSize) >= 18)", timeout=30_000)
